@@ -1,0 +1,3 @@
+"""Mainstem: a self-hostable Customer Data Platform that speaks Segment's Tracking API."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,3 @@
+from mainstem.cli import main
+
+main()

@@ -1,0 +1,132 @@
+"""The admin JSON API (``/api/v1``), plus ``/health`` and ``/metrics``.
+
+Every ``/api/v1`` route needs ``Authorization: Bearer <admin_token>``. Events are returned exactly
+as stored: the stored JSON is spliced into the answer, never re-encoded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated, Any
+
+import msgspec
+from fastapi import FastAPI, Query, Request
+from fastapi.responses import JSONResponse, Response
+
+from mainstem import __version__, timestamps
+from mainstem.errors import MainstemError, RequestError, Unauthorized
+from mainstem.secret import Secret
+from mainstem.settings import parse_duration
+from mainstem.storage import EventQuery, PipelineStore, RejectionQuery
+
+_encode = msgspec.json.Encoder().encode
+MAX_LIMIT = 1000
+
+
+def parse_since(value: str | None, now: int | None = None) -> int | None:
+    """``since`` as an ISO-8601 time or a look-back duration (``15m``, ``24h``, ``7d``)."""
+    if value is None or value == "":
+        return None
+    parsed = timestamps.parse(value)
+    if parsed is not None:
+        return parsed
+    try:
+        seconds = parse_duration(value)
+    except ValueError:
+        raise RequestError(f"since={value!r} is neither an ISO-8601 time "
+                           "(2024-05-01T10:00:00Z) nor a duration (15m, 24h, 7d)",
+                           code="invalid_since") from None
+    return (now if now is not None else timestamps.now_us()) - int(seconds * 1_000_000)
+
+
+def parse_cursor(value: str | None, name: str) -> int | None:
+    if value is None or value == "":
+        return None
+    if not value.isdigit():
+        raise RequestError(f"{name}={value!r} is not a cursor — pass back the next_cursor of "
+                           "the previous page", code="invalid_cursor")
+    return int(value)
+
+
+def _payload(raw: bytes) -> msgspec.Raw | str:
+    try:
+        msgspec.json.decode(raw)
+    except (msgspec.DecodeError, UnicodeDecodeError):
+        return raw.decode("utf-8", "replace")
+    return msgspec.Raw(raw)
+
+
+def build_api(store: Callable[[], PipelineStore], admin_token: Callable[[], Secret],
+              health: Callable[[], dict[str, Any]], metrics: Callable[[], bytes]) -> FastAPI:
+    app = FastAPI(title="Mainstem admin API", version=__version__, docs_url="/api/docs",
+                  openapi_url="/api/v1/openapi.json", redoc_url=None)
+
+    @app.exception_handler(MainstemError)
+    async def _mainstem_error(request: Request, exc: MainstemError) -> JSONResponse:
+        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+        return JSONResponse({"error": {"code": exc.code, "message": exc.message}},
+                            status_code=exc.status, headers=headers)
+
+    def authorize(request: Request) -> None:
+        header = request.headers.get("authorization", "")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token:
+            raise Unauthorized("missing admin token — send `Authorization: Bearer "
+                               "<admin_token>` (admin_token is in mainstem.yaml)")
+        if not admin_token().matches(token.strip()):
+            raise Unauthorized("wrong admin token — use admin_token from mainstem.yaml")
+
+    Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Page size.")]
+
+    @app.get("/api/v1/events", summary="Stored events, newest first (or tail with `after`)")
+    def list_events(request: Request, source: str | None = None, type: str | None = None,
+                    event: str | None = None, user_id: str | None = None,
+                    anonymous_id: str | None = None, message_id: str | None = None,
+                    since: str | None = None, limit: Limit = 100,
+                    cursor: str | None = None, after: str | None = None) -> Response:
+        authorize(request)
+        query = EventQuery(source=source, type=type, event=event, user_id=user_id,
+                           anonymous_id=anonymous_id, message_id=message_id,
+                           since=parse_since(since), before=parse_cursor(cursor, "cursor"),
+                           after=parse_cursor(after, "after"), limit=limit)
+        rows = store().events(query)
+        data = [{"seq": row.seq, "source_id": row.source_id,
+                 "received_at": timestamps.format_us(row.received_at),
+                 "message": msgspec.Raw(row.body)} for row in rows]
+        return _page(data, rows[-1].seq if rows else None, limit, query.after)
+
+    @app.get("/api/v1/rejections", summary="Rejected messages with Segment's discard codes")
+    def list_rejections(request: Request, source: str | None = None, code: str | None = None,
+                        since: str | None = None, limit: Limit = 100,
+                        cursor: str | None = None, after: str | None = None) -> Response:
+        authorize(request)
+        query = RejectionQuery(source=source, code=code, since=parse_since(since),
+                               before=parse_cursor(cursor, "cursor"),
+                               after=parse_cursor(after, "after"), limit=limit)
+        rows = store().rejections(query)
+        data = [{"seq": row.seq, "source_id": row.source_id,
+                 "received_at": timestamps.format_us(row.received_at), "code": row.code,
+                 "reason": row.reason, "payload": _payload(row.payload)} for row in rows]
+        return _page(data, rows[-1].seq if rows else None, limit, query.after)
+
+    @app.get("/health", summary="Ready when storage is open", tags=["operations"])
+    def get_health() -> JSONResponse:
+        report = health()
+        return JSONResponse(report, status_code=200 if report["status"] == "ok" else 503)
+
+    @app.get("/metrics", summary="Prometheus metrics", tags=["operations"])
+    def get_metrics() -> Response:
+        return Response(metrics(), media_type="text/plain; version=0.0.4; charset=utf-8")
+
+    return app
+
+
+def _page(data: list[dict[str, Any]], last_seq: int | None, limit: int,
+          after: int | None) -> Response:
+    body: dict[str, Any]
+    if after is not None:  # tailing: where to continue, even when nothing new arrived
+        body = {"data": data, "next_after": str(last_seq if last_seq is not None else after)}
+    else:
+        more = last_seq is not None and len(data) == limit
+        body = {"data": data, "next_cursor": str(last_seq) if more else None}
+    return Response(_encode(body), media_type="application/json")

@@ -1,0 +1,236 @@
+"""The running server: gateway + admin API + the processor, wired to storage.
+
+``App`` is one ASGI callable. ``/v1/...`` goes to the gateway (the hot path, plain ASGI); the
+rest to the admin API. Storage opens in :meth:`App.startup` (run by the ASGI lifespan) and closes
+in :meth:`App.shutdown`, after the HTTP server has finished its in-flight requests, so
+everything that was answered 200 is committed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from mainstem import config, timestamps
+from mainstem.api import build_api
+from mainstem.config import Workspace
+from mainstem.errors import ConfigError
+from mainstem.gateway import Gateway, Receive, Scope, Send
+from mainstem.intake import Limits
+from mainstem.metrics import Metrics
+from mainstem.processor import Processor
+from mainstem.storage.groupcommit import GroupCommitter
+from mainstem.storage.sqlite.eventlog import SqliteEventLog
+from mainstem.storage.sqlite.pipeline import SqlitePipelineStore
+from mainstem.worker import ProcessorProcess
+
+log = logging.getLogger(__name__)
+
+ProcessorMode = Literal["process", "thread", "none"]
+
+
+@dataclass(frozen=True)
+class DataDir:
+    """Where the embedded backend keeps its files."""
+
+    root: Path
+
+    @property
+    def log(self) -> Path:
+        return self.root / "log-0.db"
+
+    @property
+    def pipeline(self) -> Path:
+        return self.root / "pipeline.db"
+
+    @property
+    def processor_lock(self) -> Path:
+        return self.root / "processor.lock"
+
+
+def limits_of(workspace: Workspace) -> Limits:
+    return Limits(max_event_bytes=workspace.settings.max_event_bytes,
+                  max_batch_events=workspace.settings.max_batch_events)
+
+
+class App:
+    def __init__(self, workspace: Workspace, *, processor: ProcessorMode = "process",
+                 reload_interval: float = 2.0) -> None:
+        self.workspace = workspace
+        self.data = DataDir(Path(workspace.settings.data_dir))
+        self.metrics = Metrics()
+        self.mode = processor
+        self.reload_interval = reload_interval
+        self.eventlog: SqliteEventLog | None = None
+        self.store: SqlitePipelineStore | None = None
+        self.committer: GroupCommitter | None = None
+        self.gateway: Gateway | None = None
+        self._processor_thread: threading.Thread | None = None
+        self._processor_stop = threading.Event()
+        self._processor_process: ProcessorProcess | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._ready = False
+        self.api = build_api(self._store, lambda: self.workspace.admin_token, self.health,
+                             self.metrics.render)
+
+    def _store(self) -> SqlitePipelineStore:
+        if self.store is None:
+            raise RuntimeError("storage is not open")
+        return self.store
+
+    async def startup(self) -> None:
+        settings = self.workspace.settings
+        self.data.root.mkdir(parents=True, exist_ok=True)
+        self.eventlog = SqliteEventLog(self.data.log, fsync=settings.fsync)
+        # Opening it writable once creates and migrates it; the gateway process only reads it.
+        SqlitePipelineStore(self.data.pipeline, fsync=settings.fsync).close()
+        self.store = SqlitePipelineStore(self.data.pipeline, readonly=True)
+        self.committer = GroupCommitter(self.eventlog, housekeeping=self._trim_log,
+                                        on_commit=self.metrics.on_commit)
+        self.committer.start()
+        self.gateway = Gateway(self.workspace, self.committer, self.metrics)
+        self.metrics.add_pipeline(self.store.counters, self.lag)
+        if self.mode == "thread":
+            self._processor_thread = threading.Thread(target=self._run_processor_thread,
+                                                      name="processor", daemon=True)
+            self._processor_thread.start()
+        elif self.mode == "process":
+            self._processor_process = ProcessorProcess(self.data.root, self.workspace)
+            self._processor_process.start()
+            self._tasks.append(asyncio.create_task(self._supervise()))
+        if self.workspace.path and self.reload_interval > 0:
+            self._tasks.append(asyncio.create_task(self._watch_config(self.workspace.path)))
+        self._ready = True
+
+    async def shutdown(self) -> None:
+        self._ready = False
+        for task in self._tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+        if self.committer is not None:
+            await asyncio.to_thread(self.committer.stop)
+        self._processor_stop.set()
+        if self._processor_thread is not None:
+            self._processor_thread.join()
+        if self._processor_process is not None:
+            await asyncio.to_thread(self._processor_process.stop)
+        if self.store is not None:
+            self.store.close()
+        if self.eventlog is not None:
+            self.eventlog.close()
+
+    def processor(self) -> Processor:
+        """A processor over this app's storage (for ``processor="none"`` and the tests)."""
+        assert self.eventlog is not None, "call startup() first"
+        return Processor(self.eventlog, SqlitePipelineStore(self.data.pipeline),
+                         limits=limits_of(self.workspace),
+                         dedupe_window=self.workspace.settings.dedupe_window)
+
+    def _run_processor_thread(self) -> None:
+        processor = self.processor()
+        try:
+            processor.run(self._processor_stop)
+        finally:
+            processor.store.close()
+
+    async def _supervise(self) -> None:
+        """Restart the processor process if it dies; it resumes from its committed offset."""
+        assert self._processor_process is not None
+        while True:
+            await asyncio.sleep(1.0)
+            if not self._processor_process.alive():
+                log.error("processor process exited (code %s); restarting",
+                          self._processor_process.exitcode())
+                self._processor_process = ProcessorProcess(self.data.root, self.workspace)
+                self._processor_process.start()
+
+    async def _watch_config(self, path: str) -> None:
+        """Reload sources and keys when ``mainstem.yaml`` changes; keep the old on errors."""
+        file = Path(path)
+        last = file.stat().st_mtime_ns if file.exists() else 0
+        while True:
+            await asyncio.sleep(self.reload_interval)
+            mtime = file.stat().st_mtime_ns if file.exists() else 0
+            if mtime == last:
+                continue
+            last = mtime
+            try:
+                fresh = config.load(file)
+            except ConfigError as exc:
+                log.error("not reloading the workspace: %s", exc)
+                continue
+            if fresh.settings != self.workspace.settings:
+                log.warning("settings changed in %s; restart to apply them (sources and keys "
+                            "are reloaded now)", path)
+                fresh = Workspace(fresh.admin_token, fresh.sources, self.workspace.settings,
+                                  fresh.path)
+            self.workspace = fresh
+            if self.gateway is not None:
+                self.gateway.workspace = fresh
+            log.info("workspace reloaded from %s: %d sources", path, len(fresh.sources))
+
+    def _trim_log(self) -> None:
+        """Runs on the log writer thread: drop processed requests older than the retention."""
+        if self.eventlog is None or self.store is None:
+            return
+        cutoff = timestamps.now_us() - int(self.workspace.settings.log_retention * 1_000_000)
+        removed = self.eventlog.trim(cutoff, self.store.offset(self.eventlog.partition))
+        if removed:
+            log.info("log retention removed %d processed requests", removed)
+
+    def lag(self) -> int:
+        if self.eventlog is None or self.store is None:
+            return 0
+        return max(0, self.eventlog.last_seq() - self.store.offset(self.eventlog.partition))
+
+    def health(self) -> dict[str, Any]:
+        ok = self._ready and self.committer is not None and self.committer.running
+        report: dict[str, Any] = {"status": "ok" if ok else "unavailable"}
+        if ok:
+            report["log_lag"] = self.lag()
+            if self._processor_process is not None:
+                report["processor"] = "running" if self._processor_process.alive() else "down"
+        return report
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "http" and scope["path"].startswith("/v1/"):
+            if self.gateway is None:
+                await _unavailable(send)
+                return
+            await self.gateway(scope, receive, send)
+        elif kind == "lifespan":
+            await self._lifespan(receive, send)
+        else:
+            await self.api(scope, receive, send)
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    await self.startup()
+                except Exception as exc:
+                    log.exception("startup failed")
+                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.shutdown()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+
+async def _unavailable(send: Send) -> None:
+    await send({"type": "http.response.start", "status": 503,
+                "headers": [(b"content-type", b"application/json"), (b"retry-after", b"1")]})
+    await send({"type": "http.response.body",
+                "body": b'{"success":false,"code":"unavailable","message":"starting up",'
+                        b'"error":"starting up"}'})

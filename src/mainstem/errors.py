@@ -1,0 +1,74 @@
+"""One exception tree for Mainstem, grouped by what the caller should do.
+
+::
+
+    MainstemError
+    ├── RequestError            400  reject the input; retrying the same request cannot help
+    │   ├── MalformedBody       400  the body is not the JSON we expect
+    │   ├── PayloadTooLarge     400  a request or event is over a size limit (Segment answers 400)
+    │   └── InvalidMessage      400  a single-event request that fails validation
+    ├── Unauthorized            401  unknown or disabled write key, bad admin token
+    ├── NotFound                404
+    ├── RetryLater              503  storage not ready or shutting down; the client should retry
+    └── ConfigError             ---  the workspace or settings are wrong; fix the file and restart
+
+Each class carries its HTTP status and a machine-readable ``code``; structured facts live in
+attributes. Foreign exceptions are translated once, at the boundary, with ``raise ... from exc``.
+"""
+
+from __future__ import annotations
+
+
+class MainstemError(Exception):
+    status: int = 500
+    code: str = "internal_error"
+
+    def __init__(self, message: str, *, code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+
+
+class RequestError(MainstemError):
+    status = 400
+    code = "bad_request"
+
+
+class MalformedBody(RequestError):
+    code = "invalid_json"
+
+
+class PayloadTooLarge(RequestError):
+    code = "payload_too_large"
+
+
+class InvalidMessage(RequestError):
+    """A message failed validation; ``code`` is Segment's discard code (e.g. ``event_not_string``)."""
+
+
+class Unauthorized(MainstemError):
+    status = 401
+    code = "unauthorized"
+
+
+class NotFound(MainstemError):
+    status = 404
+    code = "not_found"
+
+
+class RetryLater(MainstemError):
+    status = 503
+    code = "unavailable"
+
+
+class ConfigError(MainstemError):
+    """A configuration problem: the message names the file, the line and the fix."""
+
+    code = "config_error"
+
+    def __init__(self, message: str, *, file: str | None = None, line: int | None = None) -> None:
+        where = file if line is None else f"{file}:{line}"
+        super().__init__(f"{where}: {message}" if where else message)
+        self.file = file
+        self.line = line

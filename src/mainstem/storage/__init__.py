@@ -1,0 +1,165 @@
+"""The storage port: what the pipeline needs from a database, and nothing more.
+
+Two ports, each a tiny Protocol that a backend implements file for file
+(``storage/sqlite/eventlog.py`` ↔ a future ``storage/postgres/eventlog.py``):
+
+* :class:`EventLog` — the durable, ordered log of accepted requests, written by the gateway.
+* :class:`PipelineStore` — what the processor produces (event store, rejections, dedupe memory,
+  counters) committed atomically with its position in the log.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from mainstem.logrecord import LogRecord
+
+
+class EventLog(Protocol):
+    partition: str
+
+    def append(self, records: Sequence[LogRecord]) -> int:
+        """Commit ``records`` in one transaction, durably, and return the last assigned seq.
+
+        Called from one writer thread only. On failure nothing was committed and the exception
+        propagates to every request in the group, which answers 503 so the client retries.
+        """
+        ...
+
+    def read(self, after: int, limit: int) -> list[LogRecord]:
+        """Records with ``seq > after`` in order, at most ``limit`` of them."""
+        ...
+
+    def last_seq(self) -> int:
+        """The seq of the newest record (0 for an empty log)."""
+        ...
+
+    def trim(self, received_before: int, processed_up_to: int) -> int:
+        """Delete records older than ``received_before`` that the processor has passed."""
+        ...
+
+    def close(self) -> None:
+        """Idempotent."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEvent:
+    message_id: str
+    type: str
+    event: str | None
+    user_id: str | None
+    anonymous_id: str | None
+    received_at: int
+    body: bytes
+    index: int = 0
+    """Position of the message in its request, to keep request order."""
+
+
+@dataclass(frozen=True, slots=True)
+class StoredRejection:
+    code: str
+    reason: str
+    payload: bytes
+    index: int | None = None
+
+
+@dataclass(slots=True)
+class Batch:
+    """Everything the processor produced for a run of log records, committed together."""
+
+    partition: str
+    offset: int
+    events: list[tuple[str, StoredEvent]] = field(default_factory=list)
+    """(source_id, event) pairs, in log order; duplicates are removed inside ``commit``."""
+    rejections: list[tuple[str, int, int, StoredRejection]] = field(default_factory=list)
+    """(source_id, log seq, received_at, rejection)."""
+    dedupe_window: int = 86_400_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class EventQuery:
+    source: str | None = None
+    type: str | None = None
+    event: str | None = None
+    user_id: str | None = None
+    anonymous_id: str | None = None
+    message_id: str | None = None
+    since: int | None = None
+    """Only events received at or after this time (µs since the epoch)."""
+    before: int | None = None
+    """Cursor: only rows with a smaller seq (newest-first paging)."""
+    after: int | None = None
+    """Tail: only rows with a larger seq, oldest first."""
+    limit: int = 100
+
+
+@dataclass(frozen=True, slots=True)
+class EventRow:
+    seq: int
+    source_id: str
+    received_at: int
+    body: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class RejectionQuery:
+    source: str | None = None
+    code: str | None = None
+    since: int | None = None
+    before: int | None = None
+    after: int | None = None
+    limit: int = 100
+
+
+@dataclass(frozen=True, slots=True)
+class RejectionRow:
+    seq: int
+    source_id: str
+    received_at: int
+    code: str
+    reason: str
+    payload: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class CommitResult:
+    stored: int
+    duplicates: int
+
+
+class PipelineStore(Protocol):
+    def offset(self, partition: str) -> int:
+        """The last log seq of ``partition`` whose outputs are committed (0 when none)."""
+        ...
+
+    def commit(self, batch: Batch) -> CommitResult:
+        """Atomically: drop duplicate messageIds (per source, within the dedupe window), store
+        the rest, store the rejections, bump the counters and move the partition's offset.
+
+        Called by the one processor that holds the partition. On failure nothing is committed
+        and the processor retries the same records, so a crash never loses or doubles a row.
+        """
+        ...
+
+    def events(self, query: EventQuery) -> list[EventRow]:
+        """Stored events matching ``query``: newest first, or oldest first with ``after``."""
+        ...
+
+    def rejections(self, query: RejectionQuery) -> list[RejectionRow]:
+        """Rejections matching ``query``, ordered as :meth:`events`."""
+        ...
+
+    def counters(self) -> dict[tuple[str, str], int]:
+        """Exactly-once counters kept with the outputs: (name, label) → value."""
+        ...
+
+    def expire(self, now: int, dedupe_window: int) -> int:
+        """Forget messageIds first seen before ``now - dedupe_window``; returns how many."""
+        ...
+
+    def close(self) -> None:
+        """Idempotent."""
+        ...

@@ -1,0 +1,115 @@
+"""The processor as its own OS process, next to the gateway (``mainstem serve``).
+
+A separate process keeps the processor's per-event Python work off the gateway's interpreter
+(two cores, two GILs). An exclusive lock on ``processor.lock`` guarantees one processor per data
+directory; the child asks the kernel for SIGTERM when its parent dies (and polls as a fallback),
+so a SIGKILLed server leaves no orphan processing the log twice.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import fcntl
+import logging
+import multiprocessing
+import os
+import signal
+import threading
+from multiprocessing.process import BaseProcess
+from pathlib import Path
+from typing import Any
+
+from mainstem.config import Workspace
+from mainstem.logs import setup_logging
+
+log = logging.getLogger(__name__)
+
+_PR_SET_PDEATHSIG = 1
+
+
+class ProcessorProcess:
+    def __init__(self, data_dir: Path, workspace: Workspace) -> None:
+        settings = workspace.settings
+        self._args: dict[str, Any] = {
+            "data_dir": str(data_dir), "fsync": settings.fsync,
+            "max_event_bytes": settings.max_event_bytes,
+            "max_batch_events": settings.max_batch_events,
+            "dedupe_window": settings.dedupe_window, "log_level": settings.log_level,
+            "log_format": settings.log_format, "parent": os.getpid(),
+        }
+        self._process: BaseProcess | None = None
+
+    def start(self) -> None:
+        context = multiprocessing.get_context("spawn")
+        self._process = context.Process(target=run, args=(self._args,), name="mainstem-processor",
+                                        daemon=True)
+        self._process.start()
+
+    def alive(self) -> bool:
+        return self._process is not None and self._process.is_alive()
+
+    def exitcode(self) -> int | None:
+        return self._process.exitcode if self._process is not None else None
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Ask the processor to finish its current run and exit; kill it if it hangs."""
+        process = self._process
+        if process is None or not process.is_alive():
+            return
+        process.terminate()  # SIGTERM: the loop finishes its transaction, then exits
+        process.join(timeout)
+        if process.is_alive():
+            log.error("processor did not stop within %.0fs; killing it", timeout)
+            process.kill()
+            process.join()
+
+
+def run(args: dict[str, Any]) -> None:
+    """Entry point of the processor process."""
+    from mainstem.intake import Limits
+    from mainstem.processor import Processor
+    from mainstem.storage.sqlite.eventlog import SqliteEventLog
+    from mainstem.storage.sqlite.pipeline import SqlitePipelineStore
+
+    setup_logging(args["log_level"], args["log_format"])
+    stop = threading.Event()
+    _die_with_parent(args["parent"], stop)
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and stops us
+    root = Path(args["data_dir"])
+    with open(root / "processor.lock", "w") as lock:
+        while not stop.is_set():
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:  # an earlier processor is still finishing
+                stop.wait(0.1)
+        if stop.is_set():
+            return
+        eventlog = SqliteEventLog(root / "log-0.db", fsync=args["fsync"])
+        store = SqlitePipelineStore(root / "pipeline.db", fsync=args["fsync"])
+        processor = Processor(eventlog, store,
+                              limits=Limits(args["max_event_bytes"], args["max_batch_events"]),
+                              dedupe_window=args["dedupe_window"])
+        log.info("processor started (pid %d)", os.getpid())
+        try:
+            processor.run(stop)
+        finally:
+            store.close()
+            eventlog.close()
+            log.info("processor stopped")
+
+
+def _die_with_parent(parent: int, stop: threading.Event) -> None:
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    except OSError:
+        pass
+
+    def watch() -> None:
+        while not stop.wait(0.5):
+            if os.getppid() != parent:
+                stop.set()
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
