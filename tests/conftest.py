@@ -77,15 +77,17 @@ class InProcess:
 
     def events(self, **params: Any) -> list[dict[str, Any]]:
         self.process()
-        response = self.client.get("/api/v1/events", params=params,
-                                   headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
+        response = self.client.get(
+            "/api/v1/events", params=params, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}
+        )
         assert response.status_code == 200, response.text
         return [item["message"] for item in response.json()["data"]]
 
     def rejections(self, **params: Any) -> list[dict[str, Any]]:
         self.process()
-        response = self.client.get("/api/v1/rejections", params=params,
-                                   headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
+        response = self.client.get(
+            "/api/v1/rejections", params=params, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}
+        )
         assert response.status_code == 200, response.text
         data: list[dict[str, Any]] = response.json()["data"]
         return data
@@ -125,11 +127,24 @@ class ServerProcess:
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 30.0) -> None:
-        log = self.log_path.open("ab")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "mainstem", "serve", "--config", str(self.config_path),
-             "--data-dir", str(self.data_dir), "--port", str(self.port)],
-            stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "mainstem",
+                    "serve",
+                    "--config",
+                    str(self.config_path),
+                    "--data-dir",
+                    str(self.data_dir),
+                    "--port",
+                    str(self.port),
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=ROOT,
+            )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -149,8 +164,9 @@ class ServerProcess:
         code = self.process.wait(timeout)
         return code
 
-    def events(self, *, expect: int | None = None, timeout: float = 30.0,
-               **params: Any) -> list[dict[str, Any]]:
+    def events(
+        self, *, expect: int | None = None, timeout: float = 30.0, **params: Any
+    ) -> list[dict[str, Any]]:
         """All stored events (oldest first), waiting until at least ``expect`` are there."""
         deadline = time.monotonic() + timeout
         while True:
@@ -163,9 +179,12 @@ class ServerProcess:
         found: list[dict[str, Any]] = []
         after = "0"
         while True:
-            response = httpx.get(f"{self.url}/api/v1/events",
-                                 params={**params, "after": after, "limit": 1000},
-                                 headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}, timeout=10)
+            response = httpx.get(
+                f"{self.url}/api/v1/events",
+                params={**params, "after": after, "limit": 1000},
+                headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+                timeout=10,
+            )
             response.raise_for_status()
             page = response.json()
             found.extend(item["message"] for item in page["data"])

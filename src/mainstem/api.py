@@ -21,6 +21,7 @@ from mainstem.storage import EventQuery, PipelineStore, RejectionQuery
 
 _encode = msgspec.json.Encoder().encode
 MAX_LIMIT = 1000
+Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Page size.")]
 
 
 def parse_since(value: str | None, now: int | None = None) -> int | None:
@@ -33,9 +34,11 @@ def parse_since(value: str | None, now: int | None = None) -> int | None:
     try:
         seconds = parse_duration(value)
     except ValueError:
-        raise RequestError(f"since={value!r} is neither an ISO-8601 time "
-                           "(2024-05-01T10:00:00Z) nor a duration (15m, 24h, 7d)",
-                           code="invalid_since") from None
+        raise RequestError(
+            f"since={value!r} is neither an ISO-8601 time "
+            "(2024-05-01T10:00:00Z) nor a duration (15m, 24h, 7d)",
+            code="invalid_since",
+        ) from None
     return (now if now is not None else timestamps.now_us()) - int(seconds * 1_000_000)
 
 
@@ -43,8 +46,10 @@ def parse_cursor(value: str | None, name: str) -> int | None:
     if value is None or value == "":
         return None
     if not value.isdigit():
-        raise RequestError(f"{name}={value!r} is not a cursor — pass back the next_cursor of "
-                           "the previous page", code="invalid_cursor")
+        raise RequestError(
+            f"{name}={value!r} is not a cursor — pass back the next_cursor of the previous page",
+            code="invalid_cursor",
+        )
     return int(value)
 
 
@@ -56,57 +61,110 @@ def _payload(raw: bytes) -> msgspec.Raw | str:
     return msgspec.Raw(raw)
 
 
-def build_api(store: Callable[[], PipelineStore], admin_token: Callable[[], Secret],
-              health: Callable[[], dict[str, Any]], metrics: Callable[[], bytes]) -> FastAPI:
-    app = FastAPI(title="Mainstem admin API", version=__version__, docs_url="/api/docs",
-                  openapi_url="/api/v1/openapi.json", redoc_url=None)
+def build_api(
+    store: Callable[[], PipelineStore],
+    admin_token: Callable[[], Secret],
+    health: Callable[[], dict[str, Any]],
+    metrics: Callable[[], bytes],
+) -> FastAPI:
+    app = FastAPI(
+        title="Mainstem admin API",
+        version=__version__,
+        docs_url="/api/docs",
+        openapi_url="/api/v1/openapi.json",
+        redoc_url=None,
+    )
 
     @app.exception_handler(MainstemError)
     async def _mainstem_error(request: Request, exc: MainstemError) -> JSONResponse:
         headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
-        return JSONResponse({"error": {"code": exc.code, "message": exc.message}},
-                            status_code=exc.status, headers=headers)
+        return JSONResponse(
+            {"error": {"code": exc.code, "message": exc.message}},
+            status_code=exc.status,
+            headers=headers,
+        )
 
     def authorize(request: Request) -> None:
         header = request.headers.get("authorization", "")
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token:
-            raise Unauthorized("missing admin token — send `Authorization: Bearer "
-                               "<admin_token>` (admin_token is in mainstem.yaml)")
+            raise Unauthorized(
+                "missing admin token — send `Authorization: Bearer "
+                "<admin_token>` (admin_token is in mainstem.yaml)"
+            )
         if not admin_token().matches(token.strip()):
             raise Unauthorized("wrong admin token — use admin_token from mainstem.yaml")
 
-    Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Page size.")]
-
     @app.get("/api/v1/events", summary="Stored events, newest first (or tail with `after`)")
-    def list_events(request: Request, source: str | None = None, type: str | None = None,
-                    event: str | None = None, user_id: str | None = None,
-                    anonymous_id: str | None = None, message_id: str | None = None,
-                    since: str | None = None, limit: Limit = 100,
-                    cursor: str | None = None, after: str | None = None) -> Response:
+    def list_events(
+        request: Request,
+        source: str | None = None,
+        type: str | None = None,
+        event: str | None = None,
+        user_id: str | None = None,
+        anonymous_id: str | None = None,
+        message_id: str | None = None,
+        since: str | None = None,
+        limit: Limit = 100,
+        cursor: str | None = None,
+        after: str | None = None,
+    ) -> Response:
         authorize(request)
-        query = EventQuery(source=source, type=type, event=event, user_id=user_id,
-                           anonymous_id=anonymous_id, message_id=message_id,
-                           since=parse_since(since), before=parse_cursor(cursor, "cursor"),
-                           after=parse_cursor(after, "after"), limit=limit)
+        query = EventQuery(
+            source=source,
+            type=type,
+            event=event,
+            user_id=user_id,
+            anonymous_id=anonymous_id,
+            message_id=message_id,
+            since=parse_since(since),
+            before=parse_cursor(cursor, "cursor"),
+            after=parse_cursor(after, "after"),
+            limit=limit,
+        )
         rows = store().events(query)
-        data = [{"seq": row.seq, "source_id": row.source_id,
-                 "received_at": timestamps.format_us(row.received_at),
-                 "message": msgspec.Raw(row.body)} for row in rows]
+        data = [
+            {
+                "seq": row.seq,
+                "source_id": row.source_id,
+                "received_at": timestamps.format_us(row.received_at),
+                "message": msgspec.Raw(row.body),
+            }
+            for row in rows
+        ]
         return _page(data, rows[-1].seq if rows else None, limit, query.after)
 
     @app.get("/api/v1/rejections", summary="Rejected messages with Segment's discard codes")
-    def list_rejections(request: Request, source: str | None = None, code: str | None = None,
-                        since: str | None = None, limit: Limit = 100,
-                        cursor: str | None = None, after: str | None = None) -> Response:
+    def list_rejections(
+        request: Request,
+        source: str | None = None,
+        code: str | None = None,
+        since: str | None = None,
+        limit: Limit = 100,
+        cursor: str | None = None,
+        after: str | None = None,
+    ) -> Response:
         authorize(request)
-        query = RejectionQuery(source=source, code=code, since=parse_since(since),
-                               before=parse_cursor(cursor, "cursor"),
-                               after=parse_cursor(after, "after"), limit=limit)
+        query = RejectionQuery(
+            source=source,
+            code=code,
+            since=parse_since(since),
+            before=parse_cursor(cursor, "cursor"),
+            after=parse_cursor(after, "after"),
+            limit=limit,
+        )
         rows = store().rejections(query)
-        data = [{"seq": row.seq, "source_id": row.source_id,
-                 "received_at": timestamps.format_us(row.received_at), "code": row.code,
-                 "reason": row.reason, "payload": _payload(row.payload)} for row in rows]
+        data = [
+            {
+                "seq": row.seq,
+                "source_id": row.source_id,
+                "received_at": timestamps.format_us(row.received_at),
+                "code": row.code,
+                "reason": row.reason,
+                "payload": _payload(row.payload),
+            }
+            for row in rows
+        ]
         return _page(data, rows[-1].seq if rows else None, limit, query.after)
 
     @app.get("/health", summary="Ready when storage is open", tags=["operations"])
@@ -121,8 +179,9 @@ def build_api(store: Callable[[], PipelineStore], admin_token: Callable[[], Secr
     return app
 
 
-def _page(data: list[dict[str, Any]], last_seq: int | None, limit: int,
-          after: int | None) -> Response:
+def _page(
+    data: list[dict[str, Any]], last_seq: int | None, limit: int, after: int | None
+) -> Response:
     body: dict[str, Any]
     if after is not None:  # tailing: where to continue, even when nothing new arrived
         body = {"data": data, "next_after": str(last_seq if last_seq is not None else after)}

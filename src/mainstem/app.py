@@ -21,7 +21,7 @@ from mainstem.api import build_api
 from mainstem.config import Workspace
 from mainstem.errors import ConfigError
 from mainstem.gateway import Gateway, Receive, Scope, Send
-from mainstem.intake import Limits
+from mainstem.intake import Limits, allow_deep_json
 from mainstem.metrics import Metrics
 from mainstem.processor import Processor
 from mainstem.storage.groupcommit import GroupCommitter
@@ -54,13 +54,21 @@ class DataDir:
 
 
 def limits_of(workspace: Workspace) -> Limits:
-    return Limits(max_event_bytes=workspace.settings.max_event_bytes,
-                  max_batch_events=workspace.settings.max_batch_events)
+    return Limits(
+        max_event_bytes=workspace.settings.max_event_bytes,
+        max_batch_events=workspace.settings.max_batch_events,
+    )
 
 
 class App:
-    def __init__(self, workspace: Workspace, *, processor: ProcessorMode = "process",
-                 reload_interval: float = 2.0) -> None:
+    def __init__(
+        self,
+        workspace: Workspace,
+        *,
+        processor: ProcessorMode = "process",
+        reload_interval: float = 2.0,
+    ) -> None:
+        allow_deep_json()
         self.workspace = workspace
         self.data = DataDir(Path(workspace.settings.data_dir))
         self.metrics = Metrics()
@@ -75,13 +83,18 @@ class App:
         self._processor_process: ProcessorProcess | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._ready = False
-        self.api = build_api(self._store, lambda: self.workspace.admin_token, self.health,
-                             self.metrics.render)
+        self.metrics.add_pipeline(self._counters, self.lag)
+        self.api = build_api(
+            self._store, lambda: self.workspace.admin_token, self.health, self.metrics.render
+        )
 
     def _store(self) -> SqlitePipelineStore:
         if self.store is None:
             raise RuntimeError("storage is not open")
         return self.store
+
+    def _counters(self) -> dict[tuple[str, str], int]:
+        return self.store.counters() if self.store is not None else {}
 
     async def startup(self) -> None:
         settings = self.workspace.settings
@@ -90,14 +103,15 @@ class App:
         # Opening it writable once creates and migrates it; the gateway process only reads it.
         SqlitePipelineStore(self.data.pipeline, fsync=settings.fsync).close()
         self.store = SqlitePipelineStore(self.data.pipeline, readonly=True)
-        self.committer = GroupCommitter(self.eventlog, housekeeping=self._trim_log,
-                                        on_commit=self.metrics.on_commit)
+        self.committer = GroupCommitter(
+            self.eventlog, housekeeping=self._trim_log, on_commit=self.metrics.on_commit
+        )
         self.committer.start()
         self.gateway = Gateway(self.workspace, self.committer, self.metrics)
-        self.metrics.add_pipeline(self.store.counters, self.lag)
         if self.mode == "thread":
-            self._processor_thread = threading.Thread(target=self._run_processor_thread,
-                                                      name="processor", daemon=True)
+            self._processor_thread = threading.Thread(
+                target=self._run_processor_thread, name="processor", daemon=True
+            )
             self._processor_thread.start()
         elif self.mode == "process":
             self._processor_process = ProcessorProcess(self.data.root, self.workspace)
@@ -129,9 +143,12 @@ class App:
     def processor(self) -> Processor:
         """A processor over this app's storage (for ``processor="none"`` and the tests)."""
         assert self.eventlog is not None, "call startup() first"
-        return Processor(self.eventlog, SqlitePipelineStore(self.data.pipeline),
-                         limits=limits_of(self.workspace),
-                         dedupe_window=self.workspace.settings.dedupe_window)
+        return Processor(
+            self.eventlog,
+            SqlitePipelineStore(self.data.pipeline),
+            limits=limits_of(self.workspace),
+            dedupe_window=self.workspace.settings.dedupe_window,
+        )
 
     def _run_processor_thread(self) -> None:
         processor = self.processor()
@@ -146,8 +163,10 @@ class App:
         while True:
             await asyncio.sleep(1.0)
             if not self._processor_process.alive():
-                log.error("processor process exited (code %s); restarting",
-                          self._processor_process.exitcode())
+                log.error(
+                    "processor process exited (code %s); restarting",
+                    self._processor_process.exitcode(),
+                )
                 self._processor_process = ProcessorProcess(self.data.root, self.workspace)
                 self._processor_process.start()
 
@@ -167,10 +186,14 @@ class App:
                 log.error("not reloading the workspace: %s", exc)
                 continue
             if fresh.settings != self.workspace.settings:
-                log.warning("settings changed in %s; restart to apply them (sources and keys "
-                            "are reloaded now)", path)
-                fresh = Workspace(fresh.admin_token, fresh.sources, self.workspace.settings,
-                                  fresh.path)
+                log.warning(
+                    "settings changed in %s; restart to apply them (sources and keys "
+                    "are reloaded now)",
+                    path,
+                )
+                fresh = Workspace(
+                    fresh.admin_token, fresh.sources, self.workspace.settings, fresh.path
+                )
             self.workspace = fresh
             if self.gateway is not None:
                 self.gateway.workspace = fresh
@@ -229,8 +252,17 @@ class App:
 
 
 async def _unavailable(send: Send) -> None:
-    await send({"type": "http.response.start", "status": 503,
-                "headers": [(b"content-type", b"application/json"), (b"retry-after", b"1")]})
-    await send({"type": "http.response.body",
-                "body": b'{"success":false,"code":"unavailable","message":"starting up",'
-                        b'"error":"starting up"}'})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 503,
+            "headers": [(b"content-type", b"application/json"), (b"retry-after", b"1")],
+        }
+    )
+    await send(
+        {
+            "type": "http.response.body",
+            "body": b'{"success":false,"code":"unavailable","message":"starting up",'
+            b'"error":"starting up"}',
+        }
+    )

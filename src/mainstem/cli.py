@@ -7,7 +7,7 @@ import inspect
 import os
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -26,15 +26,22 @@ from mainstem.storage.sqlite.pipeline import SqlitePipelineStore
 
 DEFAULT_CONFIG = "mainstem.yaml"
 
-app = typer.Typer(help="Mainstem: a self-hostable CDP that speaks Segment's Tracking API.",
-                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+app = typer.Typer(
+    help="Mainstem: a self-hostable CDP that speaks Segment's Tracking API.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
 config_app = typer.Typer(help="Check the workspace file.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
 
-ConfigOption = Annotated[str, typer.Option(
-    "--config", "-c", envvar="MAINSTEM_CONFIG", help="Workspace file.")]
-DataDirOption = Annotated[str | None, typer.Option(
-    "--data-dir", help="Data directory (default: the workspace's data_dir setting).")]
+ConfigOption = Annotated[
+    str, typer.Option("--config", "-c", envvar="MAINSTEM_CONFIG", help="Workspace file.")
+]
+DataDirOption = Annotated[
+    str | None,
+    typer.Option("--data-dir", help="Data directory (default: the workspace's data_dir setting)."),
+]
 _out = Console()
 _err = Console(stderr=True)
 
@@ -50,12 +57,14 @@ def version() -> None:
 
 
 @app.command()
-def init(path: Annotated[Path, typer.Argument(help="Where to write the workspace file.")]
-         = Path(DEFAULT_CONFIG),
-         source: Annotated[str, typer.Option(help="Id of the first source.")] = "web",
-         data_dir: Annotated[str, typer.Option(help="data_dir setting to write.")] = ".mainstem",
-         force: Annotated[bool, typer.Option(help="Overwrite an existing file.")] = False
-         ) -> None:
+def init(
+    path: Annotated[Path, typer.Argument(help="Where to write the workspace file.")] = Path(
+        DEFAULT_CONFIG
+    ),
+    source: Annotated[str, typer.Option(help="Id of the first source.")] = "web",
+    data_dir: Annotated[str, typer.Option(help="data_dir setting to write.")] = ".mainstem",
+    force: Annotated[bool, typer.Option(help="Overwrite an existing file.")] = False,
+) -> None:
     """Write a starter workspace with a random write key and admin token."""
     if path.exists() and not force:
         raise _fail(f"{path} already exists — pass --force to overwrite it")
@@ -96,8 +105,12 @@ def _store(config_path: str, data_dir: str | None) -> SqlitePipelineStore:
     return SqlitePipelineStore(path, readonly=True)
 
 
-def _follow(fetch: Callable[[int | None], list[Any]], follow: bool, limit: int,
-            emit: Callable[[list[Any]], None]) -> None:
+def _follow(
+    fetch: Callable[[int | None], list[Any]],
+    follow: bool,
+    limit: int,
+    emit: Callable[[list[Any]], None],
+) -> None:
     rows = fetch(None)
     rows.reverse()  # newest-first page, shown oldest first
     emit(rows)
@@ -114,20 +127,22 @@ def _follow(fetch: Callable[[int | None], list[Any]], follow: bool, limit: int,
 
 
 @app.command()
-def events(config_path: ConfigOption = DEFAULT_CONFIG, data_dir: DataDirOption = None,
-           source: Annotated[str | None, typer.Option(help="Only this source id.")] = None,
-           type: Annotated[str | None, typer.Option(help="track, identify, page, …")] = None,
-           event: Annotated[str | None, typer.Option(help="Track event name.")] = None,
-           user_id: Annotated[str | None, typer.Option(help="userId.")] = None,
-           anonymous_id: Annotated[str | None, typer.Option(help="anonymousId.")] = None,
-           message_id: Annotated[str | None, typer.Option(help="messageId.")] = None,
-           since: Annotated[str | None, typer.Option(help="ISO time or look-back (15m, 7d).")]
-           = None,
-           limit: Annotated[int, typer.Option(min=1, max=1000, help="How many.")] = 20,
-           follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new "
-                                                "events (live tail).")] = False,
-           as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")]
-           = False) -> None:
+def events(
+    config_path: ConfigOption = DEFAULT_CONFIG,
+    data_dir: DataDirOption = None,
+    source: Annotated[str | None, typer.Option(help="Only this source id.")] = None,
+    type: Annotated[str | None, typer.Option(help="track, identify, page, …")] = None,
+    event: Annotated[str | None, typer.Option(help="Track event name.")] = None,
+    user_id: Annotated[str | None, typer.Option(help="userId.")] = None,
+    anonymous_id: Annotated[str | None, typer.Option(help="anonymousId.")] = None,
+    message_id: Annotated[str | None, typer.Option(help="messageId.")] = None,
+    since: Annotated[str | None, typer.Option(help="ISO time or look-back (15m, 7d).")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=1000, help="How many.")] = 20,
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="Keep printing new events (live tail).")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
+) -> None:
     """Show stored events (newest last), or tail them with --follow."""
     store = _store(config_path, data_dir)
     try:
@@ -136,27 +151,58 @@ def events(config_path: ConfigOption = DEFAULT_CONFIG, data_dir: DataDirOption =
         raise _fail(exc) from exc
 
     def fetch(after: int | None) -> list[Any]:
-        return store.events(EventQuery(source=source, type=type, event=event, user_id=user_id,
-                                       anonymous_id=anonymous_id, message_id=message_id,
-                                       since=since_us, after=after, limit=limit))
+        return store.events(
+            EventQuery(
+                source=source,
+                type=type,
+                event=event,
+                user_id=user_id,
+                anonymous_id=anonymous_id,
+                message_id=message_id,
+                since=since_us,
+                after=after,
+                limit=limit,
+            )
+        )
 
     def emit(rows: list[Any]) -> None:
         if as_json:
             for row in rows:
-                sys.stdout.write(_json_line({"seq": row.seq, "source_id": row.source_id,
-                                             "message": msgspec.Raw(row.body)}))
+                sys.stdout.write(
+                    _json_line(
+                        {
+                            "seq": row.seq,
+                            "source_id": row.source_id,
+                            "message": msgspec.Raw(row.body),
+                        }
+                    )
+                )
             sys.stdout.flush()
             return
         table = Table(show_header=not follow or not emitted, box=None)
-        for column in ("seq", "received", "source", "type", "event / name", "userId",
-                       "anonymousId", "messageId"):
+        for column in (
+            "seq",
+            "received",
+            "source",
+            "type",
+            "event / name",
+            "userId",
+            "anonymousId",
+            "messageId",
+        ):
             table.add_column(column, overflow="fold")
         for row in rows:
             msg = msgspec.json.decode(row.body)
-            table.add_row(str(row.seq), timestamps.format_us(row.received_at), row.source_id,
-                          msg["type"], str(msg.get("event") or msg.get("name") or ""),
-                          str(msg.get("userId", "")), str(msg.get("anonymousId", "")),
-                          msg["messageId"])
+            table.add_row(
+                str(row.seq),
+                timestamps.format_us(row.received_at),
+                row.source_id,
+                msg["type"],
+                str(msg.get("event") or msg.get("name") or ""),
+                str(msg.get("userId", "")),
+                str(msg.get("anonymousId", "")),
+                msg["messageId"],
+            )
         if rows or not follow:
             _out.print(table)
         emitted.append(len(rows))
@@ -169,18 +215,18 @@ def events(config_path: ConfigOption = DEFAULT_CONFIG, data_dir: DataDirOption =
 
 
 @app.command()
-def rejections(config_path: ConfigOption = DEFAULT_CONFIG, data_dir: DataDirOption = None,
-               source: Annotated[str | None, typer.Option(help="Only this source id.")] = None,
-               code: Annotated[str | None, typer.Option(help="Discard code, e.g. "
-                                                        "no_user_anon_id.")] = None,
-               since: Annotated[str | None, typer.Option(help="ISO time or look-back.")]
-               = None,
-               limit: Annotated[int, typer.Option(min=1, max=1000, help="How many.")] = 20,
-               follow: Annotated[bool, typer.Option("--follow", "-f",
-                                                    help="Keep printing new rejections.")]
-               = False,
-               as_json: Annotated[bool, typer.Option("--json", help="One JSON object per "
-                                                     "line.")] = False) -> None:
+def rejections(
+    config_path: ConfigOption = DEFAULT_CONFIG,
+    data_dir: DataDirOption = None,
+    source: Annotated[str | None, typer.Option(help="Only this source id.")] = None,
+    code: Annotated[str | None, typer.Option(help="Discard code, e.g. no_user_anon_id.")] = None,
+    since: Annotated[str | None, typer.Option(help="ISO time or look-back.")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=1000, help="How many.")] = 20,
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="Keep printing new rejections.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
+) -> None:
     """Show messages that were rejected, with Segment's discard code and the reason."""
     store = _store(config_path, data_dir)
     try:
@@ -189,24 +235,38 @@ def rejections(config_path: ConfigOption = DEFAULT_CONFIG, data_dir: DataDirOpti
         raise _fail(exc) from exc
 
     def fetch(after: int | None) -> list[Any]:
-        return store.rejections(RejectionQuery(source=source, code=code, since=since_us,
-                                               after=after, limit=limit))
+        return store.rejections(
+            RejectionQuery(source=source, code=code, since=since_us, after=after, limit=limit)
+        )
 
     def emit(rows: list[Any]) -> None:
         if as_json:
             for row in rows:
-                sys.stdout.write(_json_line({
-                    "seq": row.seq, "source_id": row.source_id,
-                    "received_at": timestamps.format_us(row.received_at), "code": row.code,
-                    "reason": row.reason, "payload": row.payload.decode("utf-8", "replace")}))
+                sys.stdout.write(
+                    _json_line(
+                        {
+                            "seq": row.seq,
+                            "source_id": row.source_id,
+                            "received_at": timestamps.format_us(row.received_at),
+                            "code": row.code,
+                            "reason": row.reason,
+                            "payload": row.payload.decode("utf-8", "replace"),
+                        }
+                    )
+                )
             sys.stdout.flush()
             return
         table = Table(box=None)
         for column in ("seq", "received", "source", "code", "reason"):
             table.add_column(column, overflow="fold")
         for row in rows:
-            table.add_row(str(row.seq), timestamps.format_us(row.received_at), row.source_id,
-                          row.code, row.reason)
+            table.add_row(
+                str(row.seq),
+                timestamps.format_us(row.received_at),
+                row.source_id,
+                row.code,
+                row.reason,
+            )
         if rows or not follow:
             _out.print(table)
 
@@ -238,16 +298,29 @@ def _shown(value: object) -> str:
 
 def _serve_signature() -> inspect.Signature:
     """``serve``'s flags come from the settings table, so a new setting is a new flag."""
-    params = [inspect.Parameter("config_path", inspect.Parameter.KEYWORD_ONLY,
-                                default=DEFAULT_CONFIG,
-                                annotation=ConfigOption)]
+    params = [
+        inspect.Parameter(
+            "config_path",
+            inspect.Parameter.KEYWORD_ONLY,
+            default=DEFAULT_CONFIG,
+            annotation=ConfigOption,
+        )
+    ]
     for setting in SETTINGS:
-        option = typer.Option(setting.flag, metavar=setting.metavar, show_default=False,
-                              help=f"{setting.help} (env {setting.env}, default "
-                                   f"{_shown(setting.default)})")
-        params.append(inspect.Parameter(setting.name, inspect.Parameter.KEYWORD_ONLY,
-                                        default=None,
-                                        annotation=Annotated[str | None, option]))
+        option = typer.Option(
+            setting.flag,
+            metavar=setting.metavar,
+            show_default=False,
+            help=f"{setting.help} (env {setting.env}, default {_shown(setting.default)})",
+        )
+        params.append(
+            inspect.Parameter(
+                setting.name,
+                inspect.Parameter.KEYWORD_ONLY,
+                default=None,
+                annotation=Annotated[str | None, option],
+            )
+        )
     return inspect.Signature(params)
 
 
@@ -257,8 +330,9 @@ def serve_command(**kwargs: Any) -> None:
 
 
 serve_command.__signature__ = _serve_signature()  # type: ignore[attr-defined]
-serve_command.__annotations__ = {p.name: p.annotation
-                                 for p in _serve_signature().parameters.values()}
+serve_command.__annotations__ = {
+    p.name: p.annotation for p in _serve_signature().parameters.values()
+}
 app.command("serve")(serve_command)
 
 

@@ -63,8 +63,11 @@ class _Located:
                 key = str(key_node.value)
                 child = f"{path}.{key}" if path else key
                 if key in result:
-                    raise ConfigError(f"duplicate key {key!r} — keep only one",
-                                      file=self.file, line=key_node.start_mark.line + 1)
+                    raise ConfigError(
+                        f"duplicate key {key!r} — keep only one",
+                        file=self.file,
+                        line=key_node.start_mark.line + 1,
+                    )
                 result[key] = self.build(value_node, child)
             return result
         if isinstance(node, yaml.SequenceNode):
@@ -85,7 +88,9 @@ class _Located:
             raise ConfigError(
                 f"{path} refers to ${{{name}}} but the environment variable {name} is not set — "
                 f"export it or write ${{{name}:-default}}",
-                file=self.file, line=self.lines.get(path))
+                file=self.file,
+                line=self.lines.get(path),
+            )
 
         return _ENV_REF.sub(replace, text)
 
@@ -93,8 +98,11 @@ class _Located:
         return ConfigError(message, file=self.file, line=self.lines.get(path))
 
 
-def load(path: str | Path, env: Mapping[str, str] | None = None,
-         flags: Mapping[str, object] | None = None) -> Workspace:
+def load(
+    path: str | Path,
+    env: Mapping[str, str] | None = None,
+    flags: Mapping[str, object] | None = None,
+) -> Workspace:
     """Read and validate a workspace file.
 
     Raises:
@@ -110,15 +118,21 @@ def load(path: str | Path, env: Mapping[str, str] | None = None,
     return parse(text, file=file, env=env, flags=flags)
 
 
-def parse(text: str, *, file: str = "mainstem.yaml", env: Mapping[str, str] | None = None,
-          flags: Mapping[str, object] | None = None) -> Workspace:
+def parse(
+    text: str,
+    *,
+    file: str = "mainstem.yaml",
+    env: Mapping[str, str] | None = None,
+    flags: Mapping[str, object] | None = None,
+) -> Workspace:
     located = _Located(file)
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as exc:
         line = exc.problem_mark.line + 1 if exc.problem_mark else None
-        raise ConfigError(f"not valid YAML: {exc.problem} — check indentation and quoting",
-                          file=file, line=line) from exc
+        raise ConfigError(
+            f"not valid YAML: {exc.problem} — check indentation and quoting", file=file, line=line
+        ) from exc
     if node is None:
         raise ConfigError("the file is empty — start from `mainstem init`", file=file)
     doc = located.build(node, "")
@@ -130,9 +144,11 @@ def parse(text: str, *, file: str = "mainstem.yaml", env: Mapping[str, str] | No
 
     token = doc.get("admin_token")
     if not isinstance(token, str) or len(token) < 8:
-        raise located.error("admin_token" if "admin_token" in doc else "",
-                            "admin_token must be a string of at least 8 characters — add "
-                            "`admin_token: ${MAINSTEM_ADMIN_TOKEN}` or run `mainstem init`")
+        raise located.error(
+            "admin_token" if "admin_token" in doc else "",
+            "admin_token must be a string of at least 8 characters — add "
+            "`admin_token: ${MAINSTEM_ADMIN_TOKEN}` or run `mainstem init`",
+        )
 
     sources = _sources(doc.get("sources"), located)
     destinations = doc.get("destinations", [])
@@ -141,24 +157,28 @@ def parse(text: str, *, file: str = "mainstem.yaml", env: Mapping[str, str] | No
     if not isinstance(destinations, list):
         raise located.error("destinations", "destinations must be a list (use [] for none)")
     if destinations:
-        raise located.error("destinations[0]",
-                            "destinations are not supported by this version yet — use "
-                            "`destinations: []`")
+        raise located.error(
+            "destinations[0]",
+            "destinations are not supported by this version yet — use `destinations: []`",
+        )
 
     raw_settings = doc.get("settings") or {}
     if not isinstance(raw_settings, dict):
         raise located.error("settings", "settings must be a mapping of name: value")
     setting_lines = {name: located.lines.get(f"settings.{name}", 0) for name in raw_settings}
-    resolved = settings_mod.resolve(raw_settings, env if env is not None else os.environ, flags,
-                                    file=file, lines=setting_lines)
+    resolved = settings_mod.resolve(
+        raw_settings, env if env is not None else os.environ, flags, file=file, lines=setting_lines
+    )
     return Workspace(admin_token=Secret(token), sources=sources, settings=resolved, path=file)
 
 
 def _sources(raw: object, located: _Located) -> tuple[Source, ...]:
     if not isinstance(raw, list) or not raw:
-        raise located.error("sources" if raw is not None else "",
-                            "sources must be a non-empty list — add "
-                            "`sources: [{id: web, name: Website, write_key: ...}]`")
+        raise located.error(
+            "sources" if raw is not None else "",
+            "sources must be a non-empty list — add "
+            "`sources: [{id: web, name: Website, write_key: ...}]`",
+        )
     result: list[Source] = []
     seen_ids: dict[str, str] = {}
     seen_keys: dict[str, str] = {}
@@ -168,25 +188,35 @@ def _sources(raw: object, located: _Located) -> tuple[Source, ...]:
             raise located.error(where, "each source must be a mapping with id, name and write_key")
         for key in item:
             if key not in {"id", "name", "write_key", "enabled"}:
-                raise located.error(f"{where}.{key}",
-                                    f"unknown key {key!r} in a source — allowed: id, name, "
-                                    "write_key, enabled")
+                raise located.error(
+                    f"{where}.{key}",
+                    f"unknown key {key!r} in a source — allowed: id, name, write_key, enabled",
+                )
         source_id = item.get("id")
         if not isinstance(source_id, str) or not _SOURCE_ID.match(source_id):
-            raise located.error(f"{where}.id" if "id" in item else where,
-                                "source id must be lowercase letters, digits, - or _ "
-                                "(e.g. `id: web`)")
+            raise located.error(
+                f"{where}.id" if "id" in item else where,
+                "source id must be lowercase letters, digits, - or _ (e.g. `id: web`)",
+            )
         if source_id in seen_ids:
-            raise located.error(f"{where}.id", f"source id {source_id!r} is used twice "
-                                f"(also at {seen_ids[source_id]}) — ids must be unique")
+            raise located.error(
+                f"{where}.id",
+                f"source id {source_id!r} is used twice "
+                f"(also at {seen_ids[source_id]}) — ids must be unique",
+            )
         key = item.get("write_key")
         if not isinstance(key, str) or len(key) < 8 or ":" in key:
-            raise located.error(f"{where}.write_key" if "write_key" in item else where,
-                                "write_key must be a string of at least 8 characters without "
-                                "':' — generate one with `mainstem init`")
+            raise located.error(
+                f"{where}.write_key" if "write_key" in item else where,
+                "write_key must be a string of at least 8 characters without "
+                "':' — generate one with `mainstem init`",
+            )
         if key in seen_keys:
-            raise located.error(f"{where}.write_key", f"write_key is also used by source "
-                                f"{seen_keys[key]!r} — each source needs its own key")
+            raise located.error(
+                f"{where}.write_key",
+                f"write_key is also used by source "
+                f"{seen_keys[key]!r} — each source needs its own key",
+            )
         name = item.get("name", source_id)
         if not isinstance(name, str):
             raise located.error(f"{where}.name", "name must be a string")
@@ -218,9 +248,14 @@ settings:
 """
 
 
-def starter(source_id: str = "web", source_name: str = "Website",
-            data_dir: str = ".mainstem") -> str:
+def starter(
+    source_id: str = "web", source_name: str = "Website", data_dir: str = ".mainstem"
+) -> str:
     """A starter workspace with a fresh random write key and admin token."""
-    return STARTER.format(admin_token=secrets.token_urlsafe(24), source_id=source_id,
-                          source_name=source_name, write_key=secrets.token_urlsafe(18),
-                          data_dir=data_dir)
+    return STARTER.format(
+        admin_token=secrets.token_urlsafe(24),
+        source_id=source_id,
+        source_name=source_name,
+        write_key=secrets.token_urlsafe(18),
+        data_dir=data_dir,
+    )

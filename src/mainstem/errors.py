@@ -44,7 +44,7 @@ class PayloadTooLarge(RequestError):
 
 
 class InvalidMessage(RequestError):
-    """A message failed validation; ``code`` is Segment's discard code (e.g. ``event_not_string``)."""
+    """A message failed validation; ``code`` is Segment's discard code (``event_not_string``)."""
 
 
 class Unauthorized(MainstemError):

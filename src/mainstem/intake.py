@@ -8,6 +8,7 @@ does (reference §1.6–§1.7).
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,7 +47,7 @@ class Envelope(msgspec.Struct):
     """A batch body with each element kept as raw JSON, so sizes are measured as sent."""
 
     batch: list[msgspec.Raw] | None = None
-    sentAt: Any = None  # noqa: N815 - Segment's wire name
+    sentAt: Any = None
     context: Any = None
     integrations: Any = None
 
@@ -55,10 +56,39 @@ _envelope_decoder = msgspec.json.Decoder(Envelope)
 _any_decoder = msgspec.json.Decoder()
 _encoder = msgspec.json.Encoder()
 
+# JSON nesting is bounded by the interpreter's recursion limit (msgspec honours it). Mainstem
+# raises it so that ~2,900 levels decode; deeper input is rejected as invalid JSON.
+JSON_RECURSION_LIMIT = 3000
 
-def is_oversize(raw: bytes, limit: int) -> bool:
-    """Whether a message's compact JSON exceeds ``limit`` bytes (reference §1.6)."""
-    return len(raw) > limit and len(_encoder.encode(_any_decoder.decode(raw))) > limit
+
+def allow_deep_json() -> None:
+    """Raise this process's recursion limit to :data:`JSON_RECURSION_LIMIT` (never lowers it)."""
+    sys.setrecursionlimit(max(sys.getrecursionlimit(), JSON_RECURSION_LIMIT))
+
+
+class JsonError(ValueError):
+    """The bytes are not JSON we can take; the message says why, for a person."""
+
+
+def loads(raw: bytes) -> Any:
+    """Decode any JSON value; every way it can fail becomes a :class:`JsonError`."""
+    try:
+        return _any_decoder.decode(raw)
+    except msgspec.ValidationError as exc:  # msgspec's only one here: "Number out of range"
+        raise JsonError(f"{exc} — JSON numbers must fit a 64-bit float") from exc
+    except msgspec.DecodeError as exc:
+        raise JsonError(str(exc)) from exc
+    except UnicodeDecodeError as exc:
+        raise JsonError(f"not valid UTF-8: {exc.reason} at byte {exc.start}") from exc
+    except RecursionError as exc:
+        raise JsonError(
+            f"nested too deeply (the limit is about {JSON_RECURSION_LIMIT - 100} levels)"
+        ) from exc
+
+
+def compact_size(value: Any) -> int:
+    """Bytes of ``value`` as compact JSON, the size Segment's limits count (reference §1.6)."""
+    return len(_encoder.encode(value))
 
 
 def unpack(record: LogRecord, partition: str, limits: Limits) -> list[Outcome]:
@@ -69,33 +99,55 @@ def unpack(record: LogRecord, partition: str, limits: Limits) -> list[Outcome]:
         return [_one(record.body, request, f"{seed}:0", record.path_type, None, limits, None)]
     try:
         envelope = _envelope_decoder.decode(record.body)
-    except msgspec.DecodeError as exc:  # the gateway checked this; a log written by hand may not
+    except (msgspec.DecodeError, RecursionError) as exc:  # the gateway checked; be safe anyway
         return [Rejected("invalid_json", f"the batch body is not valid: {exc}", record.body)]
     if not envelope.batch:
         return [Rejected("empty_batch", "the batch array contains no messages", record.body)]
-    shared = {"sentAt": envelope.sentAt, "context": envelope.context,
-              "integrations": envelope.integrations}
+    shared = {
+        "sentAt": envelope.sentAt,
+        "context": envelope.context,
+        "integrations": envelope.integrations,
+    }
     outcomes: list[Outcome] = []
     for index, raw in enumerate(envelope.batch):
         if index >= limits.max_batch_events:
-            outcomes.append(Rejected(
-                "batch_too_large",
-                f"a batch carries at most {limits.max_batch_events} messages; this one had "
-                f"{len(envelope.batch)} — send the rest in another request",
-                bytes(raw), index))
+            outcomes.append(
+                Rejected(
+                    "batch_too_large",
+                    f"a batch carries at most {limits.max_batch_events} messages; this one had "
+                    f"{len(envelope.batch)} — send the rest in another request",
+                    bytes(raw),
+                    index,
+                )
+            )
             continue
         outcomes.append(_one(bytes(raw), request, f"{seed}:{index}", None, shared, limits, index))
     return outcomes
 
 
-def _one(raw: bytes, request: Request, seed: str, path_type: str | None,
-         envelope: dict[str, Any] | None, limits: Limits, index: int | None) -> Outcome:
-    if is_oversize(raw, limits.max_event_bytes):
-        return Rejected("message_too_large",
-                        f"the message is {len(raw)} bytes; the limit is {limits.max_event_bytes}",
-                        raw, index)
-    result = normalize(_any_decoder.decode(raw), request, seed=seed, path_type=path_type,
-                       envelope=envelope)
+def _one(
+    raw: bytes,
+    request: Request,
+    seed: str,
+    path_type: str | None,
+    envelope: dict[str, Any] | None,
+    limits: Limits,
+    index: int | None,
+) -> Outcome:
+    try:
+        decoded = loads(raw)
+    except JsonError as exc:
+        return Rejected("invalid_json", f"the message is not valid JSON: {exc}", raw, index)
+    if len(raw) > limits.max_event_bytes:
+        size = compact_size(decoded)
+        if size > limits.max_event_bytes:
+            return Rejected(
+                "message_too_large",
+                f"the message is {size} bytes; the limit is {limits.max_event_bytes}",
+                raw,
+                index,
+            )
+    result = normalize(decoded, request, seed=seed, path_type=path_type, envelope=envelope)
     if isinstance(result, Rejection):
         return Rejected(result.code, result.reason, raw, index)
     return Accepted(result, _encoder.encode(result))

@@ -37,8 +37,14 @@ class Request:
     ip: str | None = None
 
 
-def normalize(raw: object, request: Request, *, seed: str, path_type: str | None = None,
-              envelope: Mapping[str, Any] | None = None) -> dict[str, Any] | Rejection:
+def normalize(
+    raw: object,
+    request: Request,
+    *,
+    seed: str,
+    path_type: str | None = None,
+    envelope: Mapping[str, Any] | None = None,
+) -> dict[str, Any] | Rejection:
     """Validate and normalize one message.
 
     Args:
@@ -53,8 +59,9 @@ def normalize(raw: object, request: Request, *, seed: str, path_type: str | None
         The normalized message, or the reason it was rejected.
     """
     if not isinstance(raw, dict):
-        return Rejection("message_not_object",
-                         f"each message must be a JSON object, got {_json_kind(raw)}")
+        return Rejection(
+            "message_not_object", f"each message must be a JSON object, got {_json_kind(raw)}"
+        )
     # Python sends explicit nulls for unset fields: null is absent, at the top level.
     msg = {key: value for key, value in raw.items() if value is not None}
     for key in _STRIPPED:
@@ -62,11 +69,11 @@ def normalize(raw: object, request: Request, *, seed: str, path_type: str | None
 
     kind = path_type or msg.get("type")
     if kind is None:
-        return Rejection("type_not_defined",
-                         f"type is missing — it must be one of {', '.join(TYPES)}")
+        return Rejection(
+            "type_not_defined", f"type is missing — it must be one of {', '.join(TYPES)}"
+        )
     if kind not in TYPES:
-        return Rejection("type_invalid",
-                         f"type {kind!r} is not one of {', '.join(TYPES)}")
+        return Rejection("type_invalid", f"type {kind!r} is not one of {', '.join(TYPES)}")
     msg["type"] = kind
 
     for field in ("userId", "anonymousId", "groupId", "previousId"):
@@ -90,12 +97,15 @@ def normalize(raw: object, request: Request, *, seed: str, path_type: str | None
         if isinstance(message_id, int | float) and not isinstance(message_id, bool):
             message_id = str(message_id)
         if not isinstance(message_id, str) or not message_id:
-            return Rejection("message_id_not_string",
-                             f"messageId must be a non-empty string, got {_json_kind(message_id)}")
+            return Rejection(
+                "message_id_not_string",
+                f"messageId must be a non-empty string, got {_json_kind(message_id)}",
+            )
         if len(message_id) > MAX_MESSAGE_ID:
-            return Rejection("message_id_too_long",
-                             f"messageId is {len(message_id)} characters; the limit is "
-                             f"{MAX_MESSAGE_ID}")
+            return Rejection(
+                "message_id_too_long",
+                f"messageId is {len(message_id)} characters; the limit is {MAX_MESSAGE_ID}",
+            )
         msg["messageId"] = message_id
 
     env = envelope or {}
@@ -103,11 +113,14 @@ def normalize(raw: object, request: Request, *, seed: str, path_type: str | None
         own = msg.get(field)
         shared = env.get(field)
         if own is not None and not isinstance(own, dict):
-            return Rejection(f"{field}_not_object",
-                             f"{field} must be an object, got {_json_kind(own)}")
+            return Rejection(
+                f"{field}_not_object", f"{field} must be an object, got {_json_kind(own)}"
+            )
         if shared is not None and not isinstance(shared, dict):
-            return Rejection(f"{field}_not_object",
-                             f"the batch's {field} must be an object, got {_json_kind(shared)}")
+            return Rejection(
+                f"{field}_not_object",
+                f"the batch's {field} must be an object, got {_json_kind(shared)}",
+            )
         msg[field] = _merge(shared or {}, own or {})
 
     context = msg["context"]
@@ -129,31 +142,40 @@ def normalize(raw: object, request: Request, *, seed: str, path_type: str | None
 def _check_fields(kind: str, msg: dict[str, Any]) -> Rejection | None:
     if kind == "alias":
         if "userId" not in msg:
-            return Rejection("id_required", "alias needs userId (the new id); previousId is the "
-                             "old one")
+            return Rejection(
+                "id_required", "alias needs userId (the new id); previousId is the old one"
+            )
     elif "userId" not in msg and "anonymousId" not in msg:
         return Rejection("no_user_anon_id", f"{kind} needs userId or anonymousId")
     if kind == "track":
         if "event" not in msg or msg["event"] == "":
             return Rejection("event_not_defined", "track needs an event name")
         if not isinstance(msg["event"], str):
-            return Rejection("event_not_string",
-                             f"event must be a string, got {_json_kind(msg['event'])}")
+            return Rejection(
+                "event_not_string", f"event must be a string, got {_json_kind(msg['event'])}"
+            )
     if kind == "group" and "groupId" not in msg:
         return Rejection("group_id_not_defined", "group needs groupId")
-    if kind in ("track", "page", "screen") and "properties" in msg and not isinstance(
-            msg["properties"], dict):
-        return Rejection("properties_not_object",
-                         f"properties must be an object, got {_json_kind(msg['properties'])}")
+    if (
+        kind in ("track", "page", "screen")
+        and "properties" in msg
+        and not isinstance(msg["properties"], dict)
+    ):
+        return Rejection(
+            "properties_not_object",
+            f"properties must be an object, got {_json_kind(msg['properties'])}",
+        )
     if kind in ("identify", "group") and "traits" in msg and not isinstance(msg["traits"], dict):
-        return Rejection("traits_not_object",
-                         f"traits must be an object, got {_json_kind(msg['traits'])}")
+        return Rejection(
+            "traits_not_object", f"traits must be an object, got {_json_kind(msg['traits'])}"
+        )
     if kind in ("page", "screen"):
         for field in ("name", "category"):
             if field in msg and (not isinstance(msg[field], str) or not msg[field]):
-                return Rejection(f"{field}_not_string",
-                                 f"{field} must be a non-empty string, got "
-                                 f"{_json_kind(msg[field])}")
+                return Rejection(
+                    f"{field}_not_string",
+                    f"{field} must be a non-empty string, got {_json_kind(msg[field])}",
+                )
     return None
 
 

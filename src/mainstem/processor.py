@@ -12,7 +12,8 @@ import logging
 import threading
 import time
 
-from mainstem.intake import Accepted, Limits, unpack
+from mainstem.intake import Accepted, Limits, Outcome, Rejected, unpack
+from mainstem.logrecord import LogRecord
 from mainstem.storage import Batch, EventLog, PipelineStore, StoredEvent, StoredRejection
 from mainstem.timestamps import now_us
 
@@ -20,8 +21,15 @@ log = logging.getLogger(__name__)
 
 
 class Processor:
-    def __init__(self, eventlog: EventLog, store: PipelineStore, *, limits: Limits,
-                 dedupe_window: float, batch_records: int = 256) -> None:
+    def __init__(
+        self,
+        eventlog: EventLog,
+        store: PipelineStore,
+        *,
+        limits: Limits,
+        dedupe_window: float,
+        batch_records: int = 256,
+    ) -> None:
         self.eventlog = eventlog
         self.store = store
         self.limits = limits
@@ -35,25 +43,61 @@ class Processor:
         records = self.eventlog.read(offset, self.batch_records)
         if not records:
             return 0
-        batch = Batch(partition=partition, offset=records[-1].seq,
-                      dedupe_window=self.dedupe_window)
+        batch = Batch(partition=partition, offset=records[-1].seq, dedupe_window=self.dedupe_window)
         for record in records:
-            for outcome in unpack(record, partition, self.limits):
+            outcomes = self._unpack(record, partition)
+            if record.path_type is None:
+                _count_batch_outcome(batch, record.source_id, outcomes)
+            for outcome in outcomes:
                 if isinstance(outcome, Accepted):
                     msg = outcome.message
-                    batch.events.append((record.source_id, StoredEvent(
-                        message_id=msg["messageId"], type=msg["type"],
-                        event=msg.get("event") if msg["type"] == "track" else None,
-                        user_id=msg.get("userId"), anonymous_id=msg.get("anonymousId"),
-                        received_at=record.received_at, body=outcome.body)))
+                    batch.events.append(
+                        (
+                            record.source_id,
+                            StoredEvent(
+                                message_id=msg["messageId"],
+                                type=msg["type"],
+                                event=msg.get("event") if msg["type"] == "track" else None,
+                                user_id=msg.get("userId"),
+                                anonymous_id=msg.get("anonymousId"),
+                                received_at=record.received_at,
+                                body=outcome.body,
+                            ),
+                        )
+                    )
                 else:
-                    batch.rejections.append((record.source_id, record.seq, record.received_at,
-                                             StoredRejection(outcome.code, outcome.reason,
-                                                             outcome.payload, outcome.index)))
+                    batch.rejections.append(
+                        (
+                            record.source_id,
+                            record.seq,
+                            record.received_at,
+                            StoredRejection(
+                                outcome.code, outcome.reason, outcome.payload, outcome.index
+                            ),
+                        )
+                    )
         result = self.store.commit(batch)
-        log.debug("processed %d records: %d stored, %d duplicates, %d rejected", len(records),
-                  result.stored, result.duplicates, len(batch.rejections))
+        log.debug(
+            "processed %d records: %d stored, %d duplicates, %d rejected",
+            len(records),
+            result.stored,
+            result.duplicates,
+            len(batch.rejections),
+        )
         return len(records)
+
+    def _unpack(self, record: LogRecord, partition: str) -> list[Outcome]:
+        """Never let one record stop the pipeline: what cannot be processed is rejected whole,
+        with its body kept, and the processor moves on."""
+        try:
+            return unpack(record, partition, self.limits)
+        except Exception as exc:
+            log.exception("could not process log record %s:%d", partition, record.seq)
+            return [
+                Rejected(
+                    "unprocessable", f"this request could not be processed: {exc!r}", record.body
+                )
+            ]
 
     def drain(self) -> int:
         """Process until caught up with the log; returns how many records."""
@@ -62,8 +106,7 @@ class Processor:
             total += count
         return total
 
-    def run(self, stop: threading.Event, *, idle: float = 0.01,
-            expire_every: float = 60.0) -> None:
+    def run(self, stop: threading.Event, *, idle: float = 0.01, expire_every: float = 60.0) -> None:
         """Loop until ``stop`` is set; a failed run is retried (nothing of it was committed)."""
         next_expiry = 0.0
         while not stop.is_set():
@@ -78,3 +121,14 @@ class Processor:
                 stop.wait(1.0)
             if not processed:
                 stop.wait(idle)
+
+
+def _count_batch_outcome(batch: Batch, source_id: str, outcomes: list[Outcome]) -> None:
+    """Segment's batch-level discard reasons (reference §1.7): nothing left of the batch, or
+    some of its messages failed while the rest were published."""
+    failed = sum(1 for outcome in outcomes if not isinstance(outcome, Accepted))
+    if not failed or (len(outcomes) == 1 and getattr(outcomes[0], "code", "") == "empty_batch"):
+        return
+    code = "empty_batch_result" if failed == len(outcomes) else "multi_user_error"
+    key = ("batches_with_rejections", f"{source_id}/{code}")
+    batch.counts[key] = batch.counts.get(key, 0) + 1

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import socket
 import sys
+from types import FrameType
 
 import uvicorn
 from rich.console import Console
@@ -25,6 +26,11 @@ class _Server(uvicorn.Server):
     def __init__(self, config: uvicorn.Config, workspace: Workspace) -> None:
         super().__init__(config)
         self.workspace = workspace
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        super().handle_exit(sig, frame)
+        # uvicorn re-raises the signal after shutting down; a graceful stop should exit 0.
+        self._captured_signals.clear()
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets)
@@ -58,8 +64,17 @@ def serve(workspace: Workspace) -> None:
     settings = workspace.settings
     setup_logging(settings.log_level, settings.log_format)
     app = App(workspace)
-    config = uvicorn.Config(app, host=settings.host, port=settings.port, loop="uvloop",
-                            http="httptools", lifespan="on", access_log=False,
-                            log_config=None, log_level=settings.log_level,
-                            timeout_graceful_shutdown=30, server_header=False)
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        loop="uvloop",
+        http="httptools",
+        lifespan="on",
+        access_log=False,
+        log_config=None,
+        log_level=settings.log_level,
+        timeout_graceful_shutdown=30,
+        server_header=False,
+    )
     _Server(config, workspace).run()

@@ -85,28 +85,66 @@ class Setting:
 SETTINGS: tuple[Setting, ...] = (
     Setting("host", "127.0.0.1", "Interface the HTTP server listens on.", parse_str, "HOST"),
     Setting("port", 8088, "TCP port of the HTTP server.", parse_int, "PORT"),
-    Setting("data_dir", ".mainstem", "Directory for the event log and pipeline databases.",
-            parse_str, "DIR"),
-    Setting("dedupe_window", 86400.0,
-            "How long a messageId is remembered to drop SDK retries (Segment: 24h).",
-            parse_duration, "DURATION"),
-    Setting("log_retention", 7 * 86400.0,
-            "How long processed requests stay in the event log for replay.",
-            parse_duration, "DURATION"),
-    Setting("trusted_proxies", (),
-            "Peer addresses whose X-Forwarded-For header is believed (comma-separated).",
-            parse_list, "ADDRS"),
-    Setting("max_event_bytes", 32768, "Largest single event, in bytes of JSON (Segment: 32 KB).",
-            parse_int, "BYTES"),
-    Setting("max_request_bytes", 512000,
-            "Largest request body after gzip decoding (Segment: 500 KB).", parse_int, "BYTES"),
-    Setting("max_batch_events", 2500, "Most events accepted from one batch (Segment: 2,500).",
-            parse_int, "N"),
-    Setting("fsync", True,
-            "Flush the event log to disk before answering 200 (off survives process crashes "
-            "but not power loss).", parse_bool, "BOOL"),
-    Setting("log_level", "info", "Logging level: debug, info, warning or error.", parse_str,
-            "LEVEL"),
+    Setting(
+        "data_dir",
+        ".mainstem",
+        "Directory for the event log and pipeline databases.",
+        parse_str,
+        "DIR",
+    ),
+    Setting(
+        "dedupe_window",
+        86400.0,
+        "How long a messageId is remembered to drop SDK retries (Segment: 24h).",
+        parse_duration,
+        "DURATION",
+    ),
+    Setting(
+        "log_retention",
+        7 * 86400.0,
+        "How long processed requests stay in the event log for replay.",
+        parse_duration,
+        "DURATION",
+    ),
+    Setting(
+        "trusted_proxies",
+        (),
+        "Peer addresses whose X-Forwarded-For header is believed (comma-separated).",
+        parse_list,
+        "ADDRS",
+    ),
+    Setting(
+        "max_event_bytes",
+        32768,
+        "Largest single event, in bytes of JSON (Segment: 32 KB).",
+        parse_int,
+        "BYTES",
+    ),
+    Setting(
+        "max_request_bytes",
+        512000,
+        "Largest request body after gzip decoding (Segment: 500 KB).",
+        parse_int,
+        "BYTES",
+    ),
+    Setting(
+        "max_batch_events",
+        2500,
+        "Most events accepted from one batch (Segment: 2,500).",
+        parse_int,
+        "N",
+    ),
+    Setting(
+        "fsync",
+        True,
+        "Flush the event log to disk before answering 200 (off survives process crashes "
+        "but not power loss).",
+        parse_bool,
+        "BOOL",
+    ),
+    Setting(
+        "log_level", "info", "Logging level: debug, info, warning or error.", parse_str, "LEVEL"
+    ),
     Setting("log_format", "text", "Log line format: text or json.", parse_str, "FORMAT"),
 )
 
@@ -148,8 +186,11 @@ def resolve(
         setting = BY_NAME.get(name)
         if setting is None:
             known = ", ".join(sorted(BY_NAME))
-            raise ConfigError(f"unknown setting {name!r} — known settings: {known}",
-                              file=file, line=lines.get(name))
+            raise ConfigError(
+                f"unknown setting {name!r} — known settings: {known}",
+                file=file,
+                line=lines.get(name),
+            )
         values[name] = _parse(setting, raw, f"settings.{name}", file, lines.get(name))
     for setting in SETTINGS:
         if env is not None and setting.env in env:
@@ -158,8 +199,11 @@ def resolve(
             values[setting.name] = _parse(setting, flags[setting.name], setting.flag, None, None)
     settings = Settings(**values)
     if settings.log_format not in {"text", "json"}:
-        raise ConfigError(f"log_format must be text or json, got {settings.log_format!r}",
-                          file=file, line=lines.get("log_format"))
+        raise ConfigError(
+            f"log_format must be text or json, got {settings.log_format!r}",
+            file=file,
+            line=lines.get("log_format"),
+        )
     return settings
 
 

@@ -32,6 +32,7 @@ def parse(value: object) -> int | None:
     """
     if not isinstance(value, str) or not value:
         return None
+    parsed: datetime | None
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError:
@@ -50,8 +51,16 @@ def _parse_lenient(value: str) -> datetime | None:
     year, month, day, hour, minute, second, fraction, zulu, sign, off_h, off_m = match.groups()
     micro = int((fraction or "0")[:6].ljust(6, "0"))
     try:
-        parsed = datetime(int(year), int(month), int(day), int(hour or 0), int(minute or 0),
-                          int(second or 0), micro, tzinfo=UTC)
+        parsed = datetime(
+            int(year),
+            int(month),
+            int(day),
+            int(hour or 0),
+            int(minute or 0),
+            int(second or 0),
+            micro,
+            tzinfo=UTC,
+        )
     except ValueError:
         return None
     if sign and not zulu:
@@ -63,8 +72,10 @@ def _parse_lenient(value: str) -> datetime | None:
 def format_us(us: int) -> str:
     """ISO-8601 UTC with milliseconds and ``Z`` (sub-millisecond digits are dropped)."""
     moment = _EPOCH + timedelta(microseconds=us)
-    return (f"{moment.year:04d}-{moment.month:02d}-{moment.day:02d}T{moment.hour:02d}:"
-            f"{moment.minute:02d}:{moment.second:02d}.{moment.microsecond // 1000:03d}Z")
+    return (
+        f"{moment.year:04d}-{moment.month:02d}-{moment.day:02d}T{moment.hour:02d}:"
+        f"{moment.minute:02d}:{moment.second:02d}.{moment.microsecond // 1000:03d}Z"
+    )
 
 
 def in_range(us: int) -> bool:

@@ -31,18 +31,22 @@ class ProcessorProcess:
     def __init__(self, data_dir: Path, workspace: Workspace) -> None:
         settings = workspace.settings
         self._args: dict[str, Any] = {
-            "data_dir": str(data_dir), "fsync": settings.fsync,
+            "data_dir": str(data_dir),
+            "fsync": settings.fsync,
             "max_event_bytes": settings.max_event_bytes,
             "max_batch_events": settings.max_batch_events,
-            "dedupe_window": settings.dedupe_window, "log_level": settings.log_level,
-            "log_format": settings.log_format, "parent": os.getpid(),
+            "dedupe_window": settings.dedupe_window,
+            "log_level": settings.log_level,
+            "log_format": settings.log_format,
+            "parent": os.getpid(),
         }
         self._process: BaseProcess | None = None
 
     def start(self) -> None:
         context = multiprocessing.get_context("spawn")
-        self._process = context.Process(target=run, args=(self._args,), name="mainstem-processor",
-                                        daemon=True)
+        self._process = context.Process(
+            target=run, args=(self._args,), name="mainstem-processor", daemon=True
+        )
         self._process.start()
 
     def alive(self) -> bool:
@@ -66,12 +70,13 @@ class ProcessorProcess:
 
 def run(args: dict[str, Any]) -> None:
     """Entry point of the processor process."""
-    from mainstem.intake import Limits
+    from mainstem.intake import Limits, allow_deep_json
     from mainstem.processor import Processor
     from mainstem.storage.sqlite.eventlog import SqliteEventLog
     from mainstem.storage.sqlite.pipeline import SqlitePipelineStore
 
     setup_logging(args["log_level"], args["log_format"])
+    allow_deep_json()
     stop = threading.Event()
     _die_with_parent(args["parent"], stop)
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -88,9 +93,12 @@ def run(args: dict[str, Any]) -> None:
             return
         eventlog = SqliteEventLog(root / "log-0.db", fsync=args["fsync"])
         store = SqlitePipelineStore(root / "pipeline.db", fsync=args["fsync"])
-        processor = Processor(eventlog, store,
-                              limits=Limits(args["max_event_bytes"], args["max_batch_events"]),
-                              dedupe_window=args["dedupe_window"])
+        processor = Processor(
+            eventlog,
+            store,
+            limits=Limits(args["max_event_bytes"], args["max_batch_events"]),
+            dedupe_window=args["dedupe_window"],
+        )
         log.info("processor started (pid %d)", os.getpid())
         try:
             processor.run(stop)

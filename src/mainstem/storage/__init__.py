@@ -77,6 +77,8 @@ class Batch:
     rejections: list[tuple[str, int, int, StoredRejection]] = field(default_factory=list)
     """(source_id, log seq, received_at, rejection)."""
     dedupe_window: int = 86_400_000_000
+    counts: dict[tuple[str, str], int] = field(default_factory=dict)
+    """Further exactly-once counters to add, (name, label) → increment."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,6 +10,7 @@ answers 503 and the client retries, having lost nothing.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import queue
 import threading
@@ -26,10 +27,15 @@ _Item = tuple[LogRecord, asyncio.Future[int] | None]
 
 
 class GroupCommitter:
-    def __init__(self, eventlog: EventLog, *, max_group: int = 4096,
-                 housekeeping: Callable[[], None] | None = None,
-                 housekeeping_interval: float = 60.0,
-                 on_commit: Callable[[int, float], None] | None = None) -> None:
+    def __init__(
+        self,
+        eventlog: EventLog,
+        *,
+        max_group: int = 4096,
+        housekeeping: Callable[[], None] | None = None,
+        housekeeping_interval: float = 60.0,
+        on_commit: Callable[[int, float], None] | None = None,
+    ) -> None:
         self.eventlog = eventlog
         self._queue: queue.SimpleQueue[_Item | object] = queue.SimpleQueue()
         self._max_group = max_group
@@ -114,10 +120,8 @@ def _settle(group: list[_Item], last: int | None, error: BaseException | None) -
         if future is not None:
             by_loop.setdefault(future.get_loop(), []).append((future, first + offset))
     for loop, futures in by_loop.items():
-        try:
+        with contextlib.suppress(RuntimeError):  # a closed loop: nobody is waiting any more
             loop.call_soon_threadsafe(_resolve, futures, error)
-        except RuntimeError:  # the loop is closed: nobody is waiting any more
-            pass
 
 
 def _resolve(futures: list[tuple[asyncio.Future[int], int]], error: BaseException | None) -> None:

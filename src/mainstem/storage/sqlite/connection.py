@@ -42,14 +42,18 @@ def migrate(conn: sqlite3.Connection, migrations: Sequence[tuple[str, str]]) -> 
 
     A migration that has shipped is never edited; a change is a new migration.
     """
-    conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations "
-                 "(name TEXT PRIMARY KEY, applied_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP)")
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations "
+        "(name TEXT PRIMARY KEY, applied_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP)"
+    )
     applied = {row[0] for row in conn.execute("SELECT name FROM schema_migrations")}
     known = {name for name, _ in migrations}
     unknown = applied - known
     if unknown:
-        raise ConfigError(f"the database has migrations this version does not know "
-                          f"({', '.join(sorted(unknown))}) — it was written by a newer Mainstem")
+        raise ConfigError(
+            f"the database has migrations this version does not know "
+            f"({', '.join(sorted(unknown))}) — it was written by a newer Mainstem"
+        )
     for name, sql in migrations:
         if name in applied:
             continue

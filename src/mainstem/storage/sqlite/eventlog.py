@@ -15,7 +15,9 @@ from mainstem.logrecord import LogRecord
 from mainstem.storage.sqlite.connection import connect, migrate, transaction
 
 MIGRATIONS = (
-    ("0001_log", """
+    (
+        "0001_log",
+        """
         CREATE TABLE log (
             seq INTEGER PRIMARY KEY AUTOINCREMENT,  -- never reuse a seq after trim
             source_id TEXT NOT NULL,
@@ -25,7 +27,8 @@ MIGRATIONS = (
             ip TEXT,
             body BLOB NOT NULL
         )
-    """),
+    """,
+    ),
 )
 
 _COLUMNS = "seq, source_id, received_at, path_type, client, ip, body"
@@ -59,17 +62,30 @@ class SqliteEventLog:
             conn.executemany(
                 "INSERT INTO log (source_id, received_at, path_type, client, ip, body) "
                 "VALUES (?, ?, ?, ?, ?, ?)",
-                [(r.source_id, r.received_at, r.path_type, int(r.client), r.ip, r.body)
-                 for r in records])
+                [
+                    (r.source_id, r.received_at, r.path_type, int(r.client), r.ip, r.body)
+                    for r in records
+                ],
+            )
             last = conn.execute("SELECT last_insert_rowid()").fetchone()[0]
         return int(last)
 
     def read(self, after: int, limit: int) -> list[LogRecord]:
         rows = self._reader().execute(
-            f"SELECT {_COLUMNS} FROM log WHERE seq > ? ORDER BY seq LIMIT ?", (after, limit))
-        return [LogRecord(seq=seq, source_id=source_id, received_at=received_at,
-                          path_type=path_type, client=bool(client), ip=ip, body=bytes(body))
-                for seq, source_id, received_at, path_type, client, ip, body in rows]
+            f"SELECT {_COLUMNS} FROM log WHERE seq > ? ORDER BY seq LIMIT ?", (after, limit)
+        )
+        return [
+            LogRecord(
+                seq=seq,
+                source_id=source_id,
+                received_at=received_at,
+                path_type=path_type,
+                client=bool(client),
+                ip=ip,
+                body=bytes(body),
+            )
+            for seq, source_id, received_at, path_type, client, ip, body in rows
+        ]
 
     def last_seq(self) -> int:
         row = self._reader().execute("SELECT max(seq) FROM log").fetchone()
@@ -77,8 +93,10 @@ class SqliteEventLog:
 
     def trim(self, received_before: int, processed_up_to: int) -> int:
         with transaction(self._writer) as conn:
-            cursor = conn.execute("DELETE FROM log WHERE received_at < ? AND seq <= ?",
-                                  (received_before, processed_up_to))
+            cursor = conn.execute(
+                "DELETE FROM log WHERE received_at < ? AND seq <= ?",
+                (received_before, processed_up_to),
+            )
         return cursor.rowcount
 
     def close(self) -> None:

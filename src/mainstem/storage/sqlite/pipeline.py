@@ -23,7 +23,9 @@ from mainstem.storage import (
 from mainstem.storage.sqlite.connection import connect, migrate, transaction
 
 MIGRATIONS = (
-    ("0001_pipeline", """
+    (
+        "0001_pipeline",
+        """
         CREATE TABLE offsets (
             partition TEXT PRIMARY KEY,
             seq INTEGER NOT NULL
@@ -66,7 +68,8 @@ MIGRATIONS = (
             value INTEGER NOT NULL,
             PRIMARY KEY (name, label)
         ) WITHOUT ROWID
-    """),
+    """,
+    ),
 )
 
 # An insert that is also the dedupe check: it succeeds for a new id, or for an id last seen
@@ -107,26 +110,42 @@ class SqlitePipelineStore:
         return conn
 
     def offset(self, partition: str) -> int:
-        row = self._reader().execute("SELECT seq FROM offsets WHERE partition = ?",
-                                     (partition,)).fetchone()
+        row = (
+            self._reader()
+            .execute("SELECT seq FROM offsets WHERE partition = ?", (partition,))
+            .fetchone()
+        )
         return int(row[0]) if row else 0
 
     def commit(self, batch: Batch) -> CommitResult:
         assert self._writer is not None, "opened read-only"
         stored = duplicates = 0
-        counts: dict[tuple[str, str], int] = {}
+        counts = dict(batch.counts)
         with transaction(self._writer) as conn:
             for source_id, event in batch.events:
                 cutoff = event.received_at - batch.dedupe_window
-                if conn.execute(_DEDUPE, (source_id, event.message_id, event.received_at,
-                                          cutoff)).rowcount == 0:
+                if (
+                    conn.execute(
+                        _DEDUPE, (source_id, event.message_id, event.received_at, cutoff)
+                    ).rowcount
+                    == 0
+                ):
                     duplicates += 1
                     continue
                 conn.execute(
                     "INSERT INTO events (source_id, message_id, type, event, user_id, "
                     "anonymous_id, received_at, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    (source_id, event.message_id, event.type, event.event, event.user_id,
-                     event.anonymous_id, event.received_at, event.body))
+                    (
+                        source_id,
+                        event.message_id,
+                        event.type,
+                        event.event,
+                        event.user_id,
+                        event.anonymous_id,
+                        event.received_at,
+                        event.body,
+                    ),
+                )
                 stored += 1
                 key = ("events_stored", f"{source_id}/{event.type}")
                 counts[key] = counts.get(key, 0) + 1
@@ -134,34 +153,51 @@ class SqlitePipelineStore:
                 conn.execute(
                     "INSERT INTO rejections (source_id, log_seq, received_at, code, reason, "
                     "payload) VALUES (?, ?, ?, ?, ?, ?)",
-                    (source_id, log_seq, received_at, rejection.code, rejection.reason,
-                     rejection.payload))
+                    (
+                        source_id,
+                        log_seq,
+                        received_at,
+                        rejection.code,
+                        rejection.reason,
+                        rejection.payload,
+                    ),
+                )
                 key = ("events_rejected", f"{source_id}/{rejection.code}")
                 counts[key] = counts.get(key, 0) + 1
             if duplicates:
                 counts[("events_duplicate", "")] = duplicates
-            conn.executemany(_COUNT, [(name, label, value)
-                                      for (name, label), value in counts.items()])
+            conn.executemany(
+                _COUNT, [(name, label, value) for (name, label), value in counts.items()]
+            )
             conn.execute(
                 "INSERT INTO offsets (partition, seq) VALUES (?, ?) "
                 "ON CONFLICT (partition) DO UPDATE SET seq = excluded.seq",
-                (batch.partition, batch.offset))
+                (batch.partition, batch.offset),
+            )
         return CommitResult(stored=stored, duplicates=duplicates)
 
     def events(self, query: EventQuery) -> list[EventRow]:
         where, params = _filters(query.source, query.since, query.before, query.after)
-        for column, value in (("type", query.type), ("event", query.event),
-                              ("user_id", query.user_id), ("anonymous_id", query.anonymous_id),
-                              ("message_id", query.message_id)):
+        for column, value in (
+            ("type", query.type),
+            ("event", query.event),
+            ("user_id", query.user_id),
+            ("anonymous_id", query.anonymous_id),
+            ("message_id", query.message_id),
+        ):
             if value is not None:
                 where.append(f"{column} = ?")
                 params.append(value)
         order = "ASC" if query.after is not None else "DESC"
-        sql = (f"SELECT seq, source_id, received_at, body FROM events {_where(where)} "
-               f"ORDER BY seq {order} LIMIT ?")
+        sql = (
+            f"SELECT seq, source_id, received_at, body FROM events {_where(where)} "
+            f"ORDER BY seq {order} LIMIT ?"
+        )
         rows = self._reader().execute(sql, [*params, query.limit])
-        return [EventRow(seq, source_id, received_at, bytes(body))
-                for seq, source_id, received_at, body in rows]
+        return [
+            EventRow(seq, source_id, received_at, bytes(body))
+            for seq, source_id, received_at, body in rows
+        ]
 
     def rejections(self, query: RejectionQuery) -> list[RejectionRow]:
         where, params = _filters(query.source, query.since, query.before, query.after)
@@ -169,11 +205,15 @@ class SqlitePipelineStore:
             where.append("code = ?")
             params.append(query.code)
         order = "ASC" if query.after is not None else "DESC"
-        sql = (f"SELECT seq, source_id, received_at, code, reason, payload FROM rejections "
-               f"{_where(where)} ORDER BY seq {order} LIMIT ?")
+        sql = (
+            f"SELECT seq, source_id, received_at, code, reason, payload FROM rejections "
+            f"{_where(where)} ORDER BY seq {order} LIMIT ?"
+        )
         rows = self._reader().execute(sql, [*params, query.limit])
-        return [RejectionRow(seq, source_id, received_at, code, reason, bytes(payload))
-                for seq, source_id, received_at, code, reason, payload in rows]
+        return [
+            RejectionRow(seq, source_id, received_at, code, reason, bytes(payload))
+            for seq, source_id, received_at, code, reason, payload in rows
+        ]
 
     def counters(self) -> dict[tuple[str, str], int]:
         rows = self._reader().execute("SELECT name, label, value FROM counters")
@@ -197,12 +237,17 @@ class SqlitePipelineStore:
             self._writer.close()
 
 
-def _filters(source: str | None, since: int | None, before: int | None,
-             after: int | None) -> tuple[list[str], list[Any]]:
+def _filters(
+    source: str | None, since: int | None, before: int | None, after: int | None
+) -> tuple[list[str], list[Any]]:
     where: list[str] = []
     params: list[Any] = []
-    for clause, value in (("source_id = ?", source), ("received_at >= ?", since),
-                          ("seq < ?", before), ("seq > ?", after)):
+    for clause, value in (
+        ("source_id = ?", source),
+        ("received_at >= ?", since),
+        ("seq < ?", before),
+        ("seq > ?", after),
+    ):
         if value is not None:
             where.append(clause)
             params.append(value)
