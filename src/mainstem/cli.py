@@ -1,5 +1,5 @@
 """The ``mainstem`` command. Each command parses its input, calls one library function and
-formats the answer; library errors become :class:`click.ClickException` here and nowhere else."""
+formats the answer; library errors are printed here, once, with exit status 1."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
-import click
 import msgspec
 import typer
 from rich.console import Console
@@ -46,8 +45,10 @@ _out = Console()
 _err = Console(stderr=True)
 
 
-def _fail(exc: MainstemError | str) -> click.ClickException:
-    return click.ClickException(str(exc))
+def _fail(exc: MainstemError | str) -> typer.Exit:
+    """Report a library error on stderr; the caller raises the returned exit (status 1)."""
+    _err.print(f"[red]Error:[/red] {exc}", markup=True, highlight=False, soft_wrap=True)
+    return typer.Exit(code=1)
 
 
 @app.command()

@@ -51,8 +51,9 @@ class Workspace:
 class _Located:
     """A YAML document flattened to plain values plus the line of every path."""
 
-    def __init__(self, file: str) -> None:
+    def __init__(self, file: str, env: Mapping[str, str]) -> None:
         self.file = file
+        self.env = env
         self.lines: dict[str, int] = {}
 
     def build(self, node: yaml.Node, path: str) -> Any:
@@ -81,8 +82,8 @@ class _Located:
     def _interpolate(self, text: str, path: str) -> str:
         def replace(match: re.Match[str]) -> str:
             name, default = match.group(1), match.group(2)
-            if name in os.environ:
-                return os.environ[name]
+            if name in self.env:
+                return self.env[name]
             if default is not None:
                 return default
             raise ConfigError(
@@ -125,7 +126,8 @@ def parse(
     env: Mapping[str, str] | None = None,
     flags: Mapping[str, object] | None = None,
 ) -> Workspace:
-    located = _Located(file)
+    env = env if env is not None else os.environ
+    located = _Located(file, env)
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as exc:
@@ -166,9 +168,7 @@ def parse(
     if not isinstance(raw_settings, dict):
         raise located.error("settings", "settings must be a mapping of name: value")
     setting_lines = {name: located.lines.get(f"settings.{name}", 0) for name in raw_settings}
-    resolved = settings_mod.resolve(
-        raw_settings, env if env is not None else os.environ, flags, file=file, lines=setting_lines
-    )
+    resolved = settings_mod.resolve(raw_settings, env, flags, file=file, lines=setting_lines)
     return Workspace(admin_token=Secret(token), sources=sources, settings=resolved, path=file)
 
 
