@@ -58,6 +58,48 @@ def normalize(
     Returns:
         The normalized message, or the reason it was rejected.
     """
+    msg = _prepare(raw, path_type)
+    if isinstance(msg, Rejection):
+        return msg
+    if "messageId" not in msg:
+        msg["messageId"] = assigned_message_id(request.received_at, seed)
+
+    env = envelope or {}
+    for field in ("context", "integrations"):
+        own = msg.get(field)
+        shared = env.get(field)
+        if shared is not None and not isinstance(shared, dict):
+            return Rejection(
+                f"{field}_not_object",
+                f"the batch's {field} must be an object, got {_json_kind(shared)}",
+            )
+        msg[field] = _merge(shared or {}, own or {})
+
+    context = msg["context"]
+    if not isinstance(context.get("library"), dict):
+        context["library"] = {"name": "unknown", "version": "unknown"}
+    if "ip" not in context and request.ip and (request.client or context.get("direct") is True):
+        context["ip"] = request.ip
+
+    _resolve_times(msg, env.get("sentAt"), request.received_at)
+    msg["channel"] = _channel(request.client, context)
+    msg["version"] = 2
+
+    if msg["type"] == "page" and "category" in msg:
+        properties = msg.setdefault("properties", {})
+        properties.setdefault("category", msg["category"])
+    return msg
+
+
+def validate(raw: object, path_type: str | None = None) -> Rejection | None:
+    """Why ``raw`` would be rejected, or ``None``; the cheap check the gateway runs on
+    single-event requests (no timestamps, ids or merging)."""
+    result = _prepare(raw, path_type)
+    return result if isinstance(result, Rejection) else None
+
+
+def _prepare(raw: object, path_type: str | None) -> dict[str, Any] | Rejection:
+    """A validated shallow copy: nulls dropped, ids stringified, stripped keys removed."""
     if not isinstance(raw, dict):
         return Rejection(
             "message_not_object", f"each message must be a JSON object, got {_json_kind(raw)}"
@@ -91,9 +133,7 @@ def normalize(
         return problem
 
     message_id = msg.get("messageId")
-    if message_id is None:
-        msg["messageId"] = assigned_message_id(request.received_at, seed)
-    else:
+    if message_id is not None:
         if isinstance(message_id, int | float) and not isinstance(message_id, bool):
             message_id = str(message_id)
         if not isinstance(message_id, str) or not message_id:
@@ -107,35 +147,12 @@ def normalize(
                 f"messageId is {len(message_id)} characters; the limit is {MAX_MESSAGE_ID}",
             )
         msg["messageId"] = message_id
-
-    env = envelope or {}
     for field in ("context", "integrations"):
         own = msg.get(field)
-        shared = env.get(field)
         if own is not None and not isinstance(own, dict):
             return Rejection(
                 f"{field}_not_object", f"{field} must be an object, got {_json_kind(own)}"
             )
-        if shared is not None and not isinstance(shared, dict):
-            return Rejection(
-                f"{field}_not_object",
-                f"the batch's {field} must be an object, got {_json_kind(shared)}",
-            )
-        msg[field] = _merge(shared or {}, own or {})
-
-    context = msg["context"]
-    if not isinstance(context.get("library"), dict):
-        context["library"] = {"name": "unknown", "version": "unknown"}
-    if "ip" not in context and request.ip and (request.client or context.get("direct") is True):
-        context["ip"] = request.ip
-
-    _resolve_times(msg, env.get("sentAt"), request.received_at)
-    msg["channel"] = _channel(request.client, context)
-    msg["version"] = 2
-
-    if kind == "page" and "category" in msg:
-        properties = msg.setdefault("properties", {})
-        properties.setdefault("category", msg["category"])
     return msg
 
 
