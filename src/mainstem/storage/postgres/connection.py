@@ -1,0 +1,127 @@
+"""Opening PostgreSQL the way Mainstem uses it: explicit transactions, named migrations applied
+under an advisory lock, and connections that come back after the server restarts."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+
+import psycopg
+
+from mainstem.errors import ConfigError
+
+# Every process may start at the same moment; the first one migrates while the others wait on
+# this lock (per schema, so tests in fresh schemas do not queue behind each other).
+_MIGRATION_LOCK = "SELECT pg_advisory_lock(hashtext('mainstem.migrate:' || current_schema()))"
+_MIGRATION_UNLOCK = "SELECT pg_advisory_unlock(hashtext('mainstem.migrate:' || current_schema()))"
+
+
+def connect(url: str) -> psycopg.Connection[tuple[object, ...]]:
+    """A connection in autocommit mode: callers open transactions with :func:`transaction`.
+
+    Raises:
+        ConfigError: the URL is malformed (a connection refused propagates as
+            :class:`psycopg.OperationalError`, which callers retry).
+    """
+    try:
+        return psycopg.connect(url, autocommit=True, connect_timeout=5)
+    except psycopg.ProgrammingError as exc:
+        raise ConfigError(f"database_url: {exc} — expected postgresql://user@host/db") from exc
+
+
+@contextmanager
+def transaction(
+    conn: psycopg.Connection[tuple[object, ...]],
+) -> Iterator[psycopg.Connection[tuple[object, ...]]]:
+    """``BEGIN`` … ``COMMIT``, rolled back on any exception."""
+    with conn.transaction():
+        yield conn
+
+
+class Connections:
+    """One connection per thread, reopened after a failure (a PostgreSQL restart breaks every
+    connection; the next call gets a fresh one instead of failing forever)."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._local = threading.local()
+        self._all: list[psycopg.Connection[tuple[object, ...]]] = []
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def get(self) -> psycopg.Connection[tuple[object, ...]]:
+        conn: psycopg.Connection[tuple[object, ...]] | None = getattr(self._local, "conn", None)
+        if conn is not None and not conn.closed and not conn.broken:
+            return conn
+        if self._closed:
+            raise RuntimeError("storage is closed")
+        conn = connect(self.url)
+        self._local.conn = conn
+        with self._lock:
+            self._all = [c for c in self._all if not c.closed]
+            self._all.append(conn)
+        return conn
+
+    @contextmanager
+    def transaction(self) -> Iterator[psycopg.Connection[tuple[object, ...]]]:
+        """A transaction on this thread's connection; a broken connection is dropped so the
+        next call reconnects."""
+        conn = self.get()
+        try:
+            with conn.transaction():
+                yield conn
+        except psycopg.OperationalError:
+            self._discard(conn)
+            raise
+
+    def _discard(self, conn: psycopg.Connection[tuple[object, ...]]) -> None:
+        if getattr(self._local, "conn", None) is conn:
+            self._local.conn = None
+        conn.close()
+
+    def close(self) -> None:
+        """Idempotent."""
+        self._closed = True
+        with self._lock:
+            for conn in self._all:
+                conn.close()
+            self._all.clear()
+
+
+def migrate(
+    conn: psycopg.Connection[tuple[object, ...]], migrations: Sequence[tuple[str, str]]
+) -> None:
+    """Apply the named migrations not yet recorded, each in its own transaction, in order,
+    holding an advisory lock so processes starting together migrate once.
+
+    A migration that has shipped is never edited; a change is a new migration.
+
+    Raises:
+        ConfigError: the database holds migrations this version does not know.
+    """
+    conn.execute(_MIGRATION_LOCK)
+    try:
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations "
+            "(name TEXT PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())"
+        )
+        applied = {str(row[0]) for row in conn.execute("SELECT name FROM schema_migrations")}
+        known = {name for name, _ in migrations}
+        # The log's and the pipeline's migrations share the table (``log/0001_…``,
+        # ``pipeline/0001_…``): only names of the same component are checked.
+        components = {name.split("/", 1)[0] + "/" for name in known}
+        unknown = {name for name in applied - known if any(name.startswith(c) for c in components)}
+        if unknown:
+            raise ConfigError(
+                f"the database has migrations this version does not know "
+                f"({', '.join(sorted(unknown))}) — it was written by a newer Mainstem"
+            )
+        for name, sql in migrations:
+            if name in applied:
+                continue
+            with transaction(conn):
+                conn.execute(sql.encode())
+                conn.execute("INSERT INTO schema_migrations (name) VALUES (%s)", (name,))
+    finally:
+        conn.execute(_MIGRATION_UNLOCK)

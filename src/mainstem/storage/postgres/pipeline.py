@@ -1,0 +1,367 @@
+"""The processor's outputs on PostgreSQL: event store, rejections, dedupe memory, counters,
+offsets — and the worker leases that say which worker may commit for which log partition.
+
+Everything one processor run produces is committed in one transaction with the new log offset
+(DESIGN §2, "exactly-once inside"). With several workers, a store opened with ``owner=`` also
+checks, in that transaction, that the worker still holds the lease on the partition (the
+``leases`` row is locked ``FOR UPDATE``): a worker that was paused or cut off while its lease
+moved to another worker cannot commit the same records a second time.
+"""
+
+from __future__ import annotations
+
+from typing import Any, LiteralString
+
+from mainstem.storage import (
+    Batch,
+    CommitResult,
+    EventQuery,
+    EventRow,
+    RejectionQuery,
+    RejectionRow,
+)
+from mainstem.storage.postgres.connection import Connections, connect, migrate
+from mainstem.storage.postgres.leases import LeaseLost
+
+MIGRATIONS = (
+    (
+        "pipeline/0001_pipeline",
+        """
+        CREATE TABLE offsets (
+            partition TEXT PRIMARY KEY,
+            seq BIGINT NOT NULL
+        );
+        CREATE TABLE dedupe (
+            source_id TEXT NOT NULL,
+            message_id TEXT NOT NULL,
+            seen_at BIGINT NOT NULL,
+            PRIMARY KEY (source_id, message_id)
+        );
+        CREATE INDEX dedupe_seen_at ON dedupe (seen_at);
+        CREATE TABLE events (
+            seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            source_id TEXT NOT NULL,
+            message_id TEXT NOT NULL,
+            type TEXT NOT NULL,
+            event TEXT,
+            user_id TEXT,
+            anonymous_id TEXT,
+            received_at BIGINT NOT NULL,
+            body BYTEA NOT NULL
+        );
+        CREATE INDEX events_message_id ON events (message_id);
+        CREATE INDEX events_user_id ON events (user_id) WHERE user_id IS NOT NULL;
+        CREATE INDEX events_anonymous_id ON events (anonymous_id) WHERE anonymous_id IS NOT NULL;
+        CREATE INDEX events_received_at ON events (received_at);
+        CREATE TABLE rejections (
+            seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            source_id TEXT NOT NULL,
+            log_seq BIGINT NOT NULL,
+            received_at BIGINT NOT NULL,
+            code TEXT NOT NULL,
+            reason TEXT NOT NULL,
+            payload BYTEA NOT NULL
+        );
+        CREATE INDEX rejections_received_at ON rejections (received_at);
+        CREATE TABLE counters (
+            name TEXT NOT NULL,
+            label TEXT NOT NULL,
+            value BIGINT NOT NULL,
+            PRIMARY KEY (name, label)
+        );
+        CREATE TABLE leases (
+            partition TEXT PRIMARY KEY,
+            owner TEXT,
+            expires_at TIMESTAMPTZ NOT NULL DEFAULT '-infinity'
+        );
+        CREATE TABLE workers (
+            owner TEXT PRIMARY KEY,
+            started_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+            heartbeat_at TIMESTAMPTZ NOT NULL DEFAULT now()
+        )
+    """,
+    ),
+)
+
+# The insert that is also the dedupe check (as on SQLite): a new id, or one last seen before the
+# window, is (re)stored; a duplicate inside the window changes nothing and returns no row. Keys
+# arrive sorted so two workers locking the same ids cannot deadlock.
+_DEDUPE_MANY = (
+    "INSERT INTO dedupe (source_id, message_id, seen_at) "
+    "SELECT * FROM unnest(%s::text[], %s::text[], %s::bigint[]) "
+    "ON CONFLICT (source_id, message_id) DO UPDATE SET seen_at = excluded.seen_at "
+    "WHERE dedupe.seen_at < excluded.seen_at - %s "
+    "RETURNING source_id, message_id"
+)
+_DEDUPE_ONE = (
+    "INSERT INTO dedupe (source_id, message_id, seen_at) VALUES (%s, %s, %s) "
+    "ON CONFLICT (source_id, message_id) DO UPDATE SET seen_at = excluded.seen_at "
+    "WHERE dedupe.seen_at < excluded.seen_at - %s"
+)
+_COUNT = (
+    "INSERT INTO counters (name, label, value) "
+    "SELECT * FROM unnest(%s::text[], %s::text[], %s::bigint[]) "
+    "ON CONFLICT (name, label) DO UPDATE SET value = counters.value + excluded.value"
+)
+# Event-store seqs are taken under one lock per commit, so a reader tailing ``seq > after``
+# never sees a later seq before an earlier one commits (workers commit concurrently).
+_STORE_LOCK = "SELECT pg_advisory_xact_lock(hashtext('mainstem.events:' || current_schema()))"
+
+
+class PostgresPipelineStore:
+    """Writes come from one processor thread per worker; reads from any thread (own
+    connections). ``owner`` is the worker's lease token; without it commits are not fenced
+    (one processor, as in the tests of the storage contract)."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        fsync: bool = True,
+        readonly: bool = False,
+        owner: str | None = None,
+    ) -> None:
+        self.url = url
+        self.owner = owner
+        self._fsync = fsync
+        self._readonly = readonly
+        if not readonly:
+            with connect(url) as conn:
+                migrate(conn, MIGRATIONS)
+        self._conns = Connections(url)
+        self._closed = False
+
+    def offset(self, partition: str) -> int:
+        row = (
+            self._conns.get()
+            .execute("SELECT seq FROM offsets WHERE partition = %s", (partition,))
+            .fetchone()
+        )
+        return int(str(row[0])) if row else 0
+
+    def commit(self, batch: Batch) -> CommitResult:
+        assert not self._readonly, "opened read-only"
+        counts = dict(batch.counts)
+        with self._conns.transaction() as conn:
+            if not self._fsync:
+                conn.execute("SET LOCAL synchronous_commit = off")
+            if self.owner is not None:
+                held = conn.execute(
+                    "SELECT 1 FROM leases WHERE partition = %s AND owner = %s FOR UPDATE",
+                    (batch.partition, self.owner),
+                ).fetchone()
+                if held is None:
+                    raise LeaseLost(
+                        f"log partition {batch.partition} is leased to another worker; "
+                        "its records are theirs now"
+                    )
+            stored_flags = _dedupe(conn, batch)
+            conn.execute(_STORE_LOCK)
+            stored = duplicates = 0
+            with (
+                conn.cursor() as cursor,
+                cursor.copy(
+                    "COPY events (source_id, message_id, type, event, user_id, anonymous_id, "
+                    "received_at, body) FROM STDIN (FORMAT BINARY)"
+                ) as copy,
+            ):
+                copy.set_types(["text", "text", "text", "text", "text", "text", "int8", "bytea"])
+                for (source_id, event), keep in zip(batch.events, stored_flags, strict=True):
+                    if not keep:
+                        duplicates += 1
+                        continue
+                    copy.write_row(
+                        (
+                            source_id,
+                            event.message_id,
+                            event.type,
+                            event.event,
+                            event.user_id,
+                            event.anonymous_id,
+                            event.received_at,
+                            event.body,
+                        )
+                    )
+                    stored += 1
+                    key = ("events_stored", f"{source_id}/{event.type}")
+                    counts[key] = counts.get(key, 0) + 1
+            if batch.rejections:
+                with (
+                    conn.cursor() as cursor,
+                    cursor.copy(
+                        "COPY rejections (source_id, log_seq, received_at, code, reason, payload) "
+                        "FROM STDIN (FORMAT BINARY)"
+                    ) as copy,
+                ):
+                    copy.set_types(["text", "int8", "int8", "text", "text", "bytea"])
+                    for source_id, log_seq, received_at, rejection in batch.rejections:
+                        copy.write_row(
+                            (
+                                source_id,
+                                log_seq,
+                                received_at,
+                                rejection.code,
+                                rejection.reason,
+                                rejection.payload,
+                            )
+                        )
+                        key = ("events_rejected", f"{source_id}/{rejection.code}")
+                        counts[key] = counts.get(key, 0) + 1
+            if duplicates:
+                counts[("events_duplicate", "")] = duplicates
+            if counts:
+                keys = sorted(counts)
+                conn.execute(
+                    _COUNT,
+                    (
+                        [name for name, _ in keys],
+                        [label for _, label in keys],
+                        [counts[key] for key in keys],
+                    ),
+                )
+            conn.execute(
+                "INSERT INTO offsets (partition, seq) VALUES (%s, %s) "
+                "ON CONFLICT (partition) DO UPDATE SET seq = excluded.seq",
+                (batch.partition, batch.offset),
+            )
+        return CommitResult(stored=stored, duplicates=duplicates)
+
+    def events(self, query: EventQuery) -> list[EventRow]:
+        where, params = _filters(query.source, query.since, query.before, query.after)
+        for column, value in (
+            ("type", query.type),
+            ("event", query.event),
+            ("user_id", query.user_id),
+            ("anonymous_id", query.anonymous_id),
+            ("message_id", query.message_id),
+        ):
+            if value is not None:
+                where.append(f"{column} = %s")
+                params.append(value)
+        order = "ASC" if query.after is not None else "DESC"
+        rows = (
+            self._conns.get()
+            .execute(
+                f"SELECT seq, source_id, received_at, body FROM events {_where(where)} "
+                f"ORDER BY seq {order} LIMIT %s",
+                [*params, query.limit],
+            )
+            .fetchall()
+        )
+        return [
+            EventRow(int(str(seq)), str(source_id), int(str(received_at)), bytes(body))  # type: ignore[call-overload]
+            for seq, source_id, received_at, body in rows
+        ]
+
+    def rejections(self, query: RejectionQuery) -> list[RejectionRow]:
+        where, params = _filters(query.source, query.since, query.before, query.after)
+        if query.code is not None:
+            where.append("code = %s")
+            params.append(query.code)
+        order = "ASC" if query.after is not None else "DESC"
+        rows = (
+            self._conns.get()
+            .execute(
+                "SELECT seq, source_id, received_at, code, reason, payload FROM rejections "
+                f"{_where(where)} ORDER BY seq {order} LIMIT %s",
+                [*params, query.limit],
+            )
+            .fetchall()
+        )
+        return [
+            RejectionRow(
+                int(str(seq)),
+                str(source_id),
+                int(str(received_at)),
+                str(code),
+                str(reason),
+                bytes(payload),  # type: ignore[call-overload]
+            )
+            for seq, source_id, received_at, code, reason, payload in rows
+        ]
+
+    def counters(self) -> dict[tuple[str, str], int]:
+        rows = self._conns.get().execute("SELECT name, label, value FROM counters").fetchall()
+        return {(str(name), str(label)): int(str(value)) for name, label, value in rows}
+
+    def expire(self, now: int, dedupe_window: int) -> int:
+        assert not self._readonly, "opened read-only"
+        with self._conns.transaction() as conn:
+            cursor = conn.execute("DELETE FROM dedupe WHERE seen_at < %s", (now - dedupe_window,))
+        return cursor.rowcount
+
+    def lag(self) -> int:
+        """Log records not yet processed, over every log partition."""
+        row = (
+            self._conns.get()
+            .execute(
+                "SELECT coalesce(sum(greatest(p.last_seq - coalesce(o.seq, 0), 0)), 0) "
+                "FROM log_partitions p LEFT JOIN offsets o USING (partition)"
+            )
+            .fetchone()
+        )
+        return int(str(row[0])) if row else 0
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._conns.close()
+
+
+def _dedupe(conn: Any, batch: Batch) -> list[bool]:
+    """Which events of ``batch`` are new (to store), in batch order, recording their ids."""
+    first: dict[tuple[str, str], int] = {}
+    later: list[int] = []
+    for index, (source_id, event) in enumerate(batch.events):
+        key = (source_id, event.message_id)
+        if key in first:
+            later.append(index)
+        else:
+            first[key] = index
+    flags = [False] * len(batch.events)
+    if first:
+        keys = sorted(first)
+        seen = [batch.events[first[key]][1].received_at for key in keys]
+        new = {
+            (str(source_id), str(message_id))
+            for source_id, message_id in conn.execute(
+                _DEDUPE_MANY,
+                (
+                    [source_id for source_id, _ in keys],
+                    [message_id for _, message_id in keys],
+                    seen,
+                    batch.dedupe_window,
+                ),
+            ).fetchall()
+        }
+        for key, index in first.items():
+            flags[index] = key in new
+    for index in later:  # the same id twice in one batch: decided in order, one at a time
+        source_id, event = batch.events[index]
+        cursor = conn.execute(
+            _DEDUPE_ONE, (source_id, event.message_id, event.received_at, batch.dedupe_window)
+        )
+        flags[index] = cursor.rowcount == 1
+    return flags
+
+
+def _filters(
+    source: str | None, since: int | None, before: int | None, after: int | None
+) -> tuple[list[LiteralString], list[Any]]:
+    where: list[LiteralString] = []
+    params: list[Any] = []
+    for clause, value in (
+        ("source_id = %s", source),
+        ("received_at >= %s", since),
+        ("seq < %s", before),
+        ("seq > %s", after),
+    ):
+        if value is not None:
+            where.append(clause)
+            params.append(value)
+    return where, params
+
+
+def _where(clauses: list[LiteralString]) -> LiteralString:
+    return "WHERE " + " AND ".join(clauses) if clauses else ""

@@ -1,0 +1,231 @@
+"""What only the PostgreSQL backend has: log partitions with one appender each, worker leases
+and the commit fence, time-partitioned retention, migrations under a lock."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import psycopg
+import pytest
+
+from mainstem.errors import ConfigError
+from mainstem.logrecord import LogRecord
+from mainstem.storage import Batch, EventQuery, StoredEvent
+from mainstem.storage.postgres.connection import connect, migrate
+from mainstem.storage.postgres.eventlog import PostgresEventLog, day_partitions
+from mainstem.storage.postgres.leases import LeaseLost, WorkerLeases
+from mainstem.storage.postgres.pipeline import PostgresPipelineStore
+from mainstem.timestamps import now_us
+
+DAY = 86_400_000_000
+
+
+def record(n: int, received_at: int = 1_000) -> LogRecord:
+    return LogRecord(source_id="web", received_at=received_at, body=b'{"n":%d}' % n)
+
+
+def event(message_id: str) -> StoredEvent:
+    return StoredEvent(message_id, "track", "E", "u", None, DAY, b"{}")
+
+
+def test_each_appender_claims_its_own_partition(postgres_url: str) -> None:
+    first, second = PostgresEventLog(postgres_url), PostgresEventLog(postgres_url)
+    try:
+        assert {first.partition, second.partition} == {"0", "1"}
+        assert first.append([record(1), record(2)]) == 2
+        assert second.append([record(3)]) == 1  # seqs are per partition
+        assert [r.body for r in first.read(0, 10)] == [b'{"n":1}', b'{"n":2}']
+        assert [r.body for r in second.read(0, 10)] == [b'{"n":3}']
+    finally:
+        first.close()
+        second.close()
+    # a closed appender gives its partition back; the next one reuses it
+    third = PostgresEventLog(postgres_url)
+    try:
+        assert third.partition == "0"
+        assert third.append([record(4)]) == 3  # seqs continue, never reused
+    finally:
+        third.close()
+
+
+def test_a_restarted_gateway_takes_back_its_own_partition(postgres_url: str) -> None:
+    dead = PostgresEventLog(postgres_url, holder="gw-a:8088", lease_ttl=60)
+    other = PostgresEventLog(postgres_url, holder="gw-b:8088", lease_ttl=60)
+    restarted = PostgresEventLog(postgres_url, holder="gw-a:8088", lease_ttl=60)
+    try:
+        assert restarted.partition == dead.partition != other.partition
+        # the old process (paused, not dead) is fenced off: it moves to a fresh partition
+        assert restarted.append([record(1)]) == 1
+        dead.append([record(2)])
+        assert dead.partition not in {restarted.partition, other.partition}
+        assert [r.body for r in restarted.read(0, 10)] == [b'{"n":1}']
+    finally:
+        for log in (dead, other, restarted):
+            log.close()
+
+
+def test_readers_never_see_a_gap_with_concurrent_appenders(postgres_url: str) -> None:
+    """Several appenders, one reader per partition following ``seq > offset``: every record
+    is read exactly once, in seq order, although the appenders commit concurrently."""
+    appenders = [PostgresEventLog(postgres_url) for _ in range(3)]
+    stop = threading.Event()
+    appended: dict[str, int] = {}
+
+    def append(log: PostgresEventLog) -> None:
+        n = 0
+        while not stop.is_set():
+            log.append([record(n + i) for i in range(20)])
+            n += 20
+        appended[log.partition] = n
+
+    threads = [threading.Thread(target=append, args=(log,)) for log in appenders]
+    for thread in threads:
+        thread.start()
+    readers = {
+        log.partition: PostgresEventLog(postgres_url, partition=log.partition) for log in appenders
+    }
+    offsets = dict.fromkeys(readers, 0)
+    seen: dict[str, list[int]] = {p: [] for p in readers}
+    deadline = time.monotonic() + 2
+    try:
+        while time.monotonic() < deadline or any(t.is_alive() for t in threads):
+            if time.monotonic() >= deadline:
+                stop.set()
+            for partition, reader in readers.items():
+                for r in reader.read(offsets[partition], 50):
+                    seen[partition].append(r.seq)
+                    offsets[partition] = r.seq
+        for partition, reader in readers.items():
+            seen[partition].extend(r.seq for r in reader.read(offsets[partition], 1_000_000))
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join()
+        for log in [*appenders, *readers.values()]:
+            log.close()
+    for partition, seqs in seen.items():
+        assert seqs == list(range(1, appended[partition] + 1)), partition
+
+
+def test_worker_leases_divide_partitions_and_move_when_a_worker_dies(
+    postgres_url: str,
+) -> None:
+    gateways = [PostgresEventLog(postgres_url) for _ in range(4)]
+    store = PostgresPipelineStore(postgres_url)
+    a = WorkerLeases(postgres_url, owner="a", ttl=1.0)
+    b = WorkerLeases(postgres_url, owner="b", ttl=1.0)
+    try:
+        assert a.heartbeat().held == ["0", "1", "2", "3"]
+        b.heartbeat()  # b joins: a gives back its excess on its next heartbeat
+        assert a.heartbeat().held == ["0", "1"]
+        share = b.heartbeat()
+        assert (share.held, share.workers, share.partitions) == (["2", "3"], 2, 4)
+        time.sleep(1.3)  # b dies: no more heartbeats
+        assert a.heartbeat().held == ["0", "1", "2", "3"]
+    finally:
+        for leases in (a, b):
+            leases.close()
+        store.close()
+        for log in gateways:
+            log.close()
+
+
+def test_a_worker_that_lost_its_lease_cannot_commit(postgres_url: str) -> None:
+    gateway = PostgresEventLog(postgres_url)
+    a = WorkerLeases(postgres_url, owner="a", ttl=0.5)
+    b = WorkerLeases(postgres_url, owner="b", ttl=0.5)
+    store_a = PostgresPipelineStore(postgres_url, owner="a")
+    store_b = PostgresPipelineStore(postgres_url, owner="b")
+    try:
+        assert a.heartbeat().held == ["0"]
+        assert store_a.commit(Batch("0", 1, events=[("web", event("m1"))])).stored == 1
+        time.sleep(0.7)  # a is paused past its lease; b takes the partition over
+        assert b.heartbeat().held == ["0"]
+        assert store_b.commit(Batch("0", 2, events=[("web", event("m2"))])).stored == 1
+        with pytest.raises(LeaseLost, match="log partition 0 is leased to another worker"):
+            store_a.commit(Batch("0", 2, events=[("web", event("m2-again"))]))
+        assert store_a.offset("0") == 2
+        assert len(store_a.events(EventQuery())) == 2
+    finally:
+        for closable in (store_a, store_b, a, b, gateway):
+            closable.close()
+
+
+def test_retention_drops_whole_days_that_every_partition_processed(postgres_url: str) -> None:
+    log = PostgresEventLog(postgres_url)
+    store = PostgresPipelineStore(postgres_url)
+    yesterday = now_us() - DAY
+    name = day_partitions(yesterday, days_before=0)[0][0]
+    try:
+        log.append([record(1, received_at=yesterday), record(2, received_at=yesterday)])
+        log.append([record(3, received_at=now_us())])
+        # nothing processed yet: the day stays
+        assert log.trim(received_before=now_us() + 3 * DAY, processed_up_to=0) == 0
+        store.commit(Batch(log.partition, 2))
+        tomorrow = (now_us() // DAY + 1) * DAY
+        with connect(postgres_url) as conn:
+            tables = {row[0] for row in conn.execute("SELECT tablename FROM pg_tables")}
+        assert name in tables
+        assert log.trim(received_before=tomorrow - DAY, processed_up_to=2) == 2
+        with connect(postgres_url) as conn:
+            tables = {row[0] for row in conn.execute("SELECT tablename FROM pg_tables")}
+        assert name not in tables
+        assert [r.seq for r in log.read(0, 10)] == [3]
+    finally:
+        log.close()
+        store.close()
+
+
+def test_processes_starting_together_migrate_once(postgres_url: str) -> None:
+    errors: list[BaseException] = []
+
+    def open_store() -> None:
+        try:
+            PostgresPipelineStore(postgres_url).close()
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=open_store) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    with connect(postgres_url) as conn:
+        names = [row[0] for row in conn.execute("SELECT name FROM schema_migrations")]
+    assert names == ["pipeline/0001_pipeline"]
+
+
+def test_a_database_from_a_newer_version_is_refused(postgres_url: str) -> None:
+    PostgresPipelineStore(postgres_url).close()
+    with connect(postgres_url) as conn:
+        conn.execute("INSERT INTO schema_migrations (name) VALUES ('pipeline/9999_future')")
+        with pytest.raises(ConfigError) as info:
+            migrate(conn, (("pipeline/0001_pipeline", ""),))
+    assert str(info.value) == (
+        "the database has migrations this version does not know (pipeline/9999_future) — "
+        "it was written by a newer Mainstem"
+    )
+
+
+def test_a_malformed_url_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="database_url: "):
+        connect("postgresql://nobody@127.0.0.1:5432/test?bogus_option=1")
+
+
+def test_connections_come_back_after_the_server_drops_them(postgres_url: str) -> None:
+    log = PostgresEventLog(postgres_url)
+    try:
+        log.append([record(1)])
+        with connect(postgres_url) as admin:
+            admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE application_name = current_setting('application_name') "
+                "AND pid <> pg_backend_pid()"
+            )
+        with pytest.raises(psycopg.OperationalError):
+            log.append([record(2)])
+        assert log.append([record(3)]) == 2
+    finally:
+        log.close()
