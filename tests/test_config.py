@@ -193,3 +193,44 @@ def test_starter_workspace_is_valid_and_random(tmp_path: Path) -> None:
 def test_demo_workspace_is_valid() -> None:
     workspace = config.load(Path(__file__).parent.parent / "examples" / "demo.yaml", env={})
     assert [s.id for s in workspace.sources] == ["web", "backend"]
+
+
+@pytest.mark.parametrize(
+    ("settings_text", "message"),
+    [
+        (
+            "  log_level: verbose\n",
+            "mainstem.yaml:6: log_level must be one of debug, info, "
+            "warning, error, critical, got 'verbose'",
+        ),
+        (
+            "  trusted_proxies: [not-an-ip]\n",
+            "mainstem.yaml:6: trusted_proxies: 'not-an-ip' is "
+            "not an IP address or network (CIDR) — write e.g. 10.0.0.5 or 10.0.0.0/8",
+        ),
+    ],
+)
+def test_settings_are_validated_before_serving(settings_text: str, message: str) -> None:
+    text = (
+        "admin_token: long-enough\nsources:\n  - id: web\n    write_key: abcdefgh\n"
+        "settings:\n" + settings_text
+    )
+    with pytest.raises(ConfigError) as caught:
+        config.parse(text, env={})
+    assert str(caught.value) == message
+
+
+def test_shell_like_defaults_and_booleans_from_the_environment() -> None:
+    text = (
+        "admin_token: ${TOKEN:-fallback-token}\nsources:\n  - id: web\n"
+        "    write_key: abcdefgh\n    enabled: ${WEB_ENABLED:-true}\n"
+    )
+    workspace = config.parse(text, env={"TOKEN": "", "WEB_ENABLED": "false"})
+    assert workspace.admin_token.reveal() == "fallback-token"
+    assert workspace.sources[0].enabled is False
+
+
+def test_block_values_are_reported_at_their_key() -> None:
+    with pytest.raises(ConfigError) as caught:
+        config.parse("admin_token: long-enough\nsource:\n  - id: web\n", env={})
+    assert str(caught.value).startswith("mainstem.yaml:2: unknown key 'source'")

@@ -11,6 +11,7 @@ from typing import Annotated, Any
 
 import msgspec
 from fastapi import FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 
 from mainstem import __version__, timestamps
@@ -53,10 +54,11 @@ def parse_cursor(value: str | None, name: str) -> int | None:
     return int(value)
 
 
-def _payload(raw: bytes) -> msgspec.Raw | str:
+def payload_json(raw: bytes) -> msgspec.Raw | str:
+    """Stored JSON spliced in as JSON; anything that is not JSON as text."""
     try:
         msgspec.json.decode(raw)
-    except (msgspec.DecodeError, UnicodeDecodeError):
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
         return raw.decode("utf-8", "replace")
     return msgspec.Raw(raw)
 
@@ -82,6 +84,16 @@ def build_api(
             {"error": {"code": exc.code, "message": exc.message}},
             status_code=exc.status,
             headers=headers,
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid_parameter(request: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in error['loc'][1:])}: {error['msg']}"
+            for error in exc.errors()
+        )
+        return JSONResponse(
+            {"error": {"code": "invalid_parameter", "message": problems}}, status_code=400
         )
 
     def authorize(request: Request) -> None:
@@ -161,7 +173,7 @@ def build_api(
                 "received_at": timestamps.format_us(row.received_at),
                 "code": row.code,
                 "reason": row.reason,
-                "payload": _payload(row.payload),
+                "payload": payload_json(row.payload),
             }
             for row in rows
         ]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import threading
 from dataclasses import dataclass
@@ -181,7 +182,7 @@ class App:
                 continue
             last = mtime
             try:
-                fresh = config.load(file)
+                fresh = config.load(file, flags=self.workspace.flags)
             except ConfigError as exc:
                 log.error("not reloading the workspace: %s", exc)
                 continue
@@ -191,9 +192,7 @@ class App:
                     "are reloaded now)",
                     path,
                 )
-                fresh = Workspace(
-                    fresh.admin_token, fresh.sources, self.workspace.settings, fresh.path
-                )
+                fresh = dataclasses.replace(fresh, settings=self.workspace.settings)
             self.workspace = fresh
             if self.gateway is not None:
                 self.gateway.workspace = fresh

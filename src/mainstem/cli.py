@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from mainstem import __version__, config, timestamps
-from mainstem.api import parse_since
+from mainstem.api import parse_since, payload_json
 from mainstem.errors import MainstemError
 from mainstem.settings import SETTINGS
 from mainstem.storage import EventQuery, RejectionQuery
@@ -63,13 +63,16 @@ def init(
         DEFAULT_CONFIG
     ),
     source: Annotated[str, typer.Option(help="Id of the first source.")] = "web",
+    name: Annotated[str, typer.Option(help="Display name of the first source.")] = "Website",
     data_dir: Annotated[str, typer.Option(help="data_dir setting to write.")] = ".mainstem",
     force: Annotated[bool, typer.Option(help="Overwrite an existing file.")] = False,
 ) -> None:
     """Write a starter workspace with a random write key and admin token."""
     if path.exists() and not force:
         raise _fail(f"{path} already exists — pass --force to overwrite it")
-    path.write_text(config.starter(source_id=source, data_dir=data_dir), encoding="utf-8")
+    path.write_text(
+        config.starter(source_id=source, source_name=name, data_dir=data_dir), encoding="utf-8"
+    )
     workspace = config.load(path)
     _err.print(f"Wrote {path}. Start the server with: mainstem serve --config {path}")
     _err.print(f"Write key ({source}): {workspace.sources[0].write_key.reveal()}")
@@ -134,11 +137,17 @@ def events(
     source: Annotated[str | None, typer.Option(help="Only this source id.")] = None,
     type: Annotated[str | None, typer.Option(help="track, identify, page, …")] = None,
     event: Annotated[str | None, typer.Option(help="Track event name.")] = None,
-    user_id: Annotated[str | None, typer.Option(help="userId.")] = None,
-    anonymous_id: Annotated[str | None, typer.Option(help="anonymousId.")] = None,
-    message_id: Annotated[str | None, typer.Option(help="messageId.")] = None,
+    user_id: Annotated[str | None, typer.Option(help="Only events with this userId.")] = None,
+    anonymous_id: Annotated[
+        str | None, typer.Option(help="Only events with this anonymousId.")
+    ] = None,
+    message_id: Annotated[
+        str | None, typer.Option(help="Only the event with this messageId.")
+    ] = None,
     since: Annotated[str | None, typer.Option(help="ISO time or look-back (15m, 7d).")] = None,
-    limit: Annotated[int, typer.Option(min=1, max=1000, help="How many.")] = 20,
+    limit: Annotated[
+        int, typer.Option(min=1, max=1000, help="How many rows to show (1-1000).")
+    ] = 20,
     follow: Annotated[
         bool, typer.Option("--follow", "-f", help="Keep printing new events (live tail).")
     ] = False,
@@ -174,6 +183,7 @@ def events(
                         {
                             "seq": row.seq,
                             "source_id": row.source_id,
+                            "received_at": timestamps.format_us(row.received_at),
                             "message": msgspec.Raw(row.body),
                         }
                     )
@@ -222,7 +232,9 @@ def rejections(
     source: Annotated[str | None, typer.Option(help="Only this source id.")] = None,
     code: Annotated[str | None, typer.Option(help="Discard code, e.g. no_user_anon_id.")] = None,
     since: Annotated[str | None, typer.Option(help="ISO time or look-back.")] = None,
-    limit: Annotated[int, typer.Option(min=1, max=1000, help="How many.")] = 20,
+    limit: Annotated[
+        int, typer.Option(min=1, max=1000, help="How many rows to show (1-1000).")
+    ] = 20,
     follow: Annotated[
         bool, typer.Option("--follow", "-f", help="Keep printing new rejections.")
     ] = False,
@@ -251,7 +263,7 @@ def rejections(
                             "received_at": timestamps.format_us(row.received_at),
                             "code": row.code,
                             "reason": row.reason,
-                            "payload": row.payload.decode("utf-8", "replace"),
+                            "payload": payload_json(row.payload),
                         }
                     )
                 )
@@ -291,12 +303,6 @@ def _serve(config_path: str, **flags: Any) -> None:
     serve(workspace)
 
 
-def _shown(value: object) -> str:
-    if isinstance(value, tuple):
-        return ",".join(value) or "none"
-    return str(value).lower() if isinstance(value, bool) else str(value)
-
-
 def _serve_signature() -> inspect.Signature:
     """``serve``'s flags come from the settings table, so a new setting is a new flag."""
     params = [
@@ -312,7 +318,7 @@ def _serve_signature() -> inspect.Signature:
             setting.flag,
             metavar=setting.metavar,
             show_default=False,
-            help=f"{setting.help} (env {setting.env}, default {_shown(setting.default)})",
+            help=f"{setting.help} (env {setting.env}, default {setting.default_text})",
         )
         params.append(
             inspect.Parameter(

@@ -7,11 +7,12 @@ environment. The schema is documented in ``docs/configuration.md``.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import secrets
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,8 @@ class Workspace:
     sources: tuple[Source, ...]
     settings: settings_mod.Settings
     path: str | None = None
+    flags: Mapping[str, object] = field(default_factory=dict)
+    """Command-line overrides it was loaded with; a reload applies them again."""
 
     def source_for_key(self, write_key: str) -> Source | None:
         for source in self.sources:
@@ -70,6 +73,8 @@ class _Located:
                         line=key_node.start_mark.line + 1,
                     )
                 result[key] = self.build(value_node, child)
+                # errors about an entry point at its key, also when the value is a block
+                self.lines[child] = key_node.start_mark.line + 1
             return result
         if isinstance(node, yaml.SequenceNode):
             return [self.build(item, f"{path}[{i}]") for i, item in enumerate(node.value)]
@@ -82,10 +87,13 @@ class _Located:
     def _interpolate(self, text: str, path: str) -> str:
         def replace(match: re.Match[str]) -> str:
             name, default = match.group(1), match.group(2)
-            if name in self.env:
-                return self.env[name]
-            if default is not None:
+            value = self.env.get(name)
+            if value:
+                return value
+            if default is not None:  # as in the shell, ${NAME:-default} also covers NAME=""
                 return default
+            if value is not None:
+                return value
             raise ConfigError(
                 f"{path} refers to ${{{name}}} but the environment variable {name} is not set — "
                 f"export it or write ${{{name}:-default}}",
@@ -169,7 +177,13 @@ def parse(
         raise located.error("settings", "settings must be a mapping of name: value")
     setting_lines = {name: located.lines.get(f"settings.{name}", 0) for name in raw_settings}
     resolved = settings_mod.resolve(raw_settings, env, flags, file=file, lines=setting_lines)
-    return Workspace(admin_token=Secret(token), sources=sources, settings=resolved, path=file)
+    return Workspace(
+        admin_token=Secret(token),
+        sources=sources,
+        settings=resolved,
+        path=file,
+        flags={k: v for k, v in (flags or {}).items() if v is not None},
+    )
 
 
 def _sources(raw: object, located: _Located) -> tuple[Source, ...]:
@@ -221,6 +235,9 @@ def _sources(raw: object, located: _Located) -> tuple[Source, ...]:
         if not isinstance(name, str):
             raise located.error(f"{where}.name", "name must be a string")
         enabled = item.get("enabled", True)
+        if isinstance(enabled, str):  # e.g. `enabled: ${WEB_ENABLED:-true}`
+            with contextlib.suppress(ValueError):
+                enabled = settings_mod.parse_bool(enabled)
         if not isinstance(enabled, bool):
             raise located.error(f"{where}.enabled", "enabled must be true or false")
         seen_ids[source_id] = where

@@ -3,7 +3,8 @@
 The gateway authenticates, bounds sizes, checks that the body is JSON of the right shape, and
 commits the request to the event log (group commit) before it answers ``200 {"success": true}``.
 Per-message rules run in the processor (:mod:`mainstem.intake`), except for single-event paths,
-whose one message is validated here so a bad request gets its ``400`` (reference §1.7).
+whose one message is validated here so a bad request gets its ``400`` (Segment answers 200 and
+drops it later, reference §1.7; we tell the sender, as its SDK logs a 400 and gives up).
 
 It is a plain ASGI callable rather than a framework route because it is the hot path: every
 microsecond per request is a fraction of the single-event ceiling (DESIGN §8).
@@ -448,10 +449,15 @@ def _cors(origin: str | None) -> list[tuple[bytes, bytes]]:
     ]
 
 
-async def _respond(send: Send, status: int, body: bytes, origin: str | None) -> None:
-    await send(
-        {"type": "http.response.start", "status": status, "headers": [_JSON, *_cors(origin)]}
-    )
+async def _respond(
+    send: Send,
+    status: int,
+    body: bytes,
+    origin: str | None,
+    extra: list[tuple[bytes, bytes]] | None = None,
+) -> None:
+    headers = [_JSON, *_cors(origin), *(extra or ())]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
 
@@ -464,7 +470,8 @@ async def _error(send: Send, exc: MainstemError, origin: str | None) -> None:
     body = _encode(
         {"success": False, "code": exc.code, "message": exc.message, "error": exc.message}
     )
-    await _respond(send, exc.status, body, origin)
+    extra = [(b"retry-after", b"1")] if isinstance(exc, RetryLater) else []
+    await _respond(send, exc.status, body, origin, extra)
 
 
 async def _preflight(send: Send, origin: str | None, headers: dict[str, str]) -> None:
@@ -477,7 +484,7 @@ async def _preflight(send: Send, origin: str | None, headers: dict[str, str]) ->
         ),
         (b"access-control-max-age", b"86400"),
         (b"content-length", b"0"),
-        *_cors(origin or "*"),
+        *(_cors(origin) if origin else [(b"access-control-allow-origin", b"*")]),
     ]
     await send({"type": "http.response.start", "status": 204, "headers": response_headers})
     await send({"type": "http.response.body", "body": b""})

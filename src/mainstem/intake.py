@@ -37,7 +37,6 @@ class Rejected:
     reason: str
     payload: bytes
     """The message as it was sent (the whole body for request-level problems)."""
-    index: int | None = None
 
 
 Outcome = Accepted | Rejected
@@ -96,7 +95,7 @@ def unpack(record: LogRecord, partition: str, limits: Limits) -> list[Outcome]:
     request = Request(received_at=record.received_at, client=record.client, ip=record.ip)
     seed = f"{partition}:{record.seq}"
     if record.path_type is not None:
-        return [_one(record.body, request, f"{seed}:0", record.path_type, None, limits, None)]
+        return [_one(record.body, request, f"{seed}:0", record.path_type, None, limits)]
     try:
         envelope = _envelope_decoder.decode(record.body)
     except (msgspec.DecodeError, RecursionError) as exc:  # the gateway checked; be safe anyway
@@ -117,11 +116,10 @@ def unpack(record: LogRecord, partition: str, limits: Limits) -> list[Outcome]:
                     f"a batch carries at most {limits.max_batch_events} messages; this one had "
                     f"{len(envelope.batch)} — send the rest in another request",
                     bytes(raw),
-                    index,
                 )
             )
             continue
-        outcomes.append(_one(bytes(raw), request, f"{seed}:{index}", None, shared, limits, index))
+        outcomes.append(_one(bytes(raw), request, f"{seed}:{index}", None, shared, limits))
     return outcomes
 
 
@@ -132,12 +130,11 @@ def _one(
     path_type: str | None,
     envelope: dict[str, Any] | None,
     limits: Limits,
-    index: int | None,
 ) -> Outcome:
     try:
         decoded = loads(raw)
     except JsonError as exc:
-        return Rejected("invalid_json", f"the message is not valid JSON: {exc}", raw, index)
+        return Rejected("invalid_json", f"the message is not valid JSON: {exc}", raw)
     if len(raw) > limits.max_event_bytes:
         size = compact_size(decoded)
         if size > limits.max_event_bytes:
@@ -145,9 +142,8 @@ def _one(
                 "message_too_large",
                 f"the message is {size} bytes; the limit is {limits.max_event_bytes}",
                 raw,
-                index,
             )
     result = normalize(decoded, request, seed=seed, path_type=path_type, envelope=envelope)
     if isinstance(result, Rejection):
-        return Rejected(result.code, result.reason, raw, index)
+        return Rejected(result.code, result.reason, raw)
     return Accepted(result, _encoder.encode(result))

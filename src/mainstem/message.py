@@ -135,7 +135,7 @@ def _prepare(raw: object, path_type: str | None) -> dict[str, Any] | Rejection:
     message_id = msg.get("messageId")
     if message_id is not None:
         if isinstance(message_id, int | float) and not isinstance(message_id, bool):
-            message_id = str(message_id)
+            message_id = _identifier(message_id)
         if not isinstance(message_id, str) or not message_id:
             return Rejection(
                 "message_id_not_string",

@@ -71,9 +71,7 @@ class Processor:
                             record.source_id,
                             record.seq,
                             record.received_at,
-                            StoredRejection(
-                                outcome.code, outcome.reason, outcome.payload, outcome.index
-                            ),
+                            StoredRejection(outcome.code, outcome.reason, outcome.payload),
                         )
                     )
         result = self.store.commit(batch)

@@ -54,7 +54,8 @@ def banner(workspace: Workspace, host: str, port: int) -> None:
         state = "" if source.enabled else "  [red](disabled)[/red]"
         table.add_row(f"Write key ({source.id})", source.write_key.reveal() + state)
     table.add_row("Admin token", workspace.admin_token.reveal())
-    table.add_row("Events", f"{url}/api/v1/events   or   mainstem events --follow")
+    follow = "mainstem events --follow" + (f" --config {workspace.path}" if workspace.path else "")
+    table.add_row("Events", f"{url}/api/v1/events   or   {follow}")
     table.add_row("Data dir", workspace.settings.data_dir)
     table.add_row("Config", workspace.path or "(none)")
     Console(file=sys.stderr).print(Panel(table, title=f"Mainstem {__version__}", expand=False))
@@ -68,6 +69,7 @@ def serve(workspace: Workspace) -> None:
         app,
         host=settings.host,
         port=settings.port,
+        proxy_headers=False,  # X-Forwarded-For is believed only from trusted_proxies (gateway)
         loop="uvloop",
         http="httptools",
         lifespan="on",

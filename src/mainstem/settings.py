@@ -10,13 +10,16 @@ workspace file, the default.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
 from mainstem.errors import ConfigError
+from mainstem.secret import Secret
 
+_LEVELS = ("debug", "info", "warning", "error", "critical")
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
 
@@ -65,6 +68,20 @@ def parse_str(value: object) -> str:
     return str(value)
 
 
+def parse_secret(value: object) -> Secret:
+    return value if isinstance(value, Secret) else Secret(str(value))
+
+
+ROLES = ("all", "gateway", "worker")
+
+
+def parse_role(value: object) -> str:
+    role = str(value).strip().lower()
+    if role not in ROLES:
+        raise ValueError(f"expected one of {', '.join(ROLES)}, got {value!r}")
+    return role
+
+
 @dataclass(frozen=True)
 class Setting:
     name: str
@@ -81,6 +98,25 @@ class Setting:
     def flag(self) -> str:
         return "--" + self.name.replace("_", "-")
 
+    @property
+    def default_text(self) -> str:
+        """The default as a person would write it (``24h``, not ``86400.0``)."""
+        value = self.default
+        if self.parse is parse_duration:
+            return format_duration(float(value))
+        if isinstance(value, tuple):
+            return ",".join(value) or "none"
+        if isinstance(value, bool):
+            return str(value).lower()
+        return str(value)
+
+
+def format_duration(seconds: float) -> str:
+    for unit, size in (("d", 86400.0), ("h", 3600.0), ("m", 60.0), ("s", 1.0)):
+        if seconds >= size and seconds % size == 0:
+            return f"{int(seconds // size)}{unit}"
+    return f"{seconds:g}s"
+
 
 SETTINGS: tuple[Setting, ...] = (
     Setting("host", "127.0.0.1", "Interface the HTTP server listens on.", parse_str, "HOST"),
@@ -91,6 +127,28 @@ SETTINGS: tuple[Setting, ...] = (
         "Directory for the event log and pipeline databases.",
         parse_str,
         "DIR",
+    ),
+    Setting(
+        "database_url",
+        "",
+        "PostgreSQL URL (postgresql://user:password@host/db) shared by every gateway and worker; "
+        "empty: the embedded SQLite files in data_dir.",
+        parse_secret,
+        "URL",
+    ),
+    Setting(
+        "role",
+        "all",
+        "With PostgreSQL, what this process runs: gateway, worker or all.",
+        parse_role,
+        "ROLE",
+    ),
+    Setting(
+        "lease_ttl",
+        5.0,
+        "With PostgreSQL, how long a silent gateway or worker keeps its log partitions.",
+        parse_duration,
+        "DURATION",
     ),
     Setting(
         "dedupe_window",
@@ -109,7 +167,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "trusted_proxies",
         (),
-        "Peer addresses whose X-Forwarded-For header is believed (comma-separated).",
+        "Proxy addresses or networks (CIDR) whose X-Forwarded-For header is believed "
+        "(comma-separated).",
         parse_list,
         "ADDRS",
     ),
@@ -156,6 +215,9 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 8088
     data_dir: str = ".mainstem"
+    database_url: Secret = field(default_factory=lambda: Secret(""))
+    role: str = "all"
+    lease_ttl: float = 5.0
     dedupe_window: float = 86400.0
     log_retention: float = 7 * 86400.0
     trusted_proxies: tuple[str, ...] = field(default_factory=tuple)
@@ -198,6 +260,22 @@ def resolve(
         if flags is not None and flags.get(setting.name) is not None:
             values[setting.name] = _parse(setting, flags[setting.name], setting.flag, None, None)
     settings = Settings(**values)
+    if settings.log_level.lower() not in _LEVELS:
+        raise ConfigError(
+            f"log_level must be one of {', '.join(_LEVELS)}, got {settings.log_level!r}",
+            file=file,
+            line=lines.get("log_level"),
+        )
+    for entry in settings.trusted_proxies:
+        try:
+            ipaddress.ip_network(entry, strict=False)
+        except ValueError:
+            raise ConfigError(
+                f"trusted_proxies: {entry!r} is not an IP address or network (CIDR) — write e.g. "
+                "10.0.0.5 or 10.0.0.0/8",
+                file=file,
+                line=lines.get("trusted_proxies"),
+            ) from None
     if settings.log_format not in {"text", "json"}:
         raise ConfigError(
             f"log_format must be text or json, got {settings.log_format!r}",

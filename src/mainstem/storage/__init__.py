@@ -54,8 +54,6 @@ class StoredEvent:
     anonymous_id: str | None
     received_at: int
     body: bytes
-    index: int = 0
-    """Position of the message in its request, to keep request order."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +61,6 @@ class StoredRejection:
     code: str
     reason: str
     payload: bytes
-    index: int | None = None
 
 
 @dataclass(slots=True)
