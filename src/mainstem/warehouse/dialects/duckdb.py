@@ -1,0 +1,145 @@
+"""The embedded warehouse: a DuckDB file in the data directory.
+
+DuckDB lets one process at a time open a file for writing, and none may read it meanwhile. The
+loader therefore opens the file only for the length of one micro-batch, and ``mainstem query``
+opens it read-only, retrying for a few seconds while a batch is loading (docs/warehouse.md has the
+measurements). Bulk path: DuckDB's appender (``Connection.appender``).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+import duckdb
+
+from mainstem.errors import RetryLater
+from mainstem.warehouse.dialects.common import SqlSession, qualified, quote
+from mainstem.warehouse.schema import AddColumns
+from mainstem.warehouse.types import LogicalType
+
+_LOGICAL: dict[str, LogicalType] = {
+    "BOOLEAN": "boolean",
+    "TINYINT": "integer",
+    "SMALLINT": "integer",
+    "INTEGER": "integer",
+    "BIGINT": "integer",
+    "HUGEINT": "integer",
+    "UTINYINT": "integer",
+    "USMALLINT": "integer",
+    "UINTEGER": "integer",
+    "UBIGINT": "integer",
+    "FLOAT": "float",
+    "DOUBLE": "float",
+    "REAL": "float",
+    "DATE": "timestamp",
+}
+
+
+class DuckDBSession(SqlSession):
+    PH: ClassVar[str] = "?"
+    TYPES: ClassVar[dict[str, str]] = {
+        "timestamp": "TIMESTAMP",
+        "integer": "BIGINT",
+        "float": "DOUBLE",
+        "boolean": "BOOLEAN",
+        "varchar": "VARCHAR",
+    }
+
+    def __init__(self, conn: duckdb.DuckDBPyConnection) -> None:
+        self._conn: duckdb.DuckDBPyConnection | None = conn
+        self._in_transaction = False
+
+    @property
+    def conn(self) -> duckdb.DuckDBPyConnection:
+        if self._conn is None:
+            raise RuntimeError("the warehouse session is closed")
+        return self._conn
+
+    def _execute(self, sql: str, params: Sequence[Any] = ()) -> None:
+        self.conn.execute(sql, list(params))
+
+    def _fetch(
+        self, sql: str, params: Sequence[Any] = ()
+    ) -> tuple[list[str], list[tuple[Any, ...]]]:
+        cursor = self.conn.execute(sql, list(params))
+        if cursor.description is None:
+            return [], []
+        return [d[0] for d in cursor.description], cursor.fetchall()
+
+    def _bulk(self, target: str, columns: Sequence[str], rows: Sequence[tuple[Any, ...]]) -> None:
+        if not rows:
+            return
+        with self.conn.appender(target, columns=list(columns)) as appender:
+            appender.append_rows(rows)
+
+    def _logical(self, db_type: str) -> LogicalType:
+        base = db_type.upper().split("(")[0].strip()
+        if base.startswith("TIMESTAMP"):
+            return "timestamp"
+        if base.startswith("DECIMAL"):
+            return "float"
+        return _LOGICAL.get(base, "varchar")
+
+    def _add_columns(self, step: AddColumns) -> list[str]:
+        # DuckDB takes one ADD COLUMN per ALTER TABLE.
+        target = qualified(step.schema, step.table)
+        return [
+            f"ALTER TABLE {target} ADD COLUMN IF NOT EXISTS {quote(name)} {self.TYPES[kind]}"
+            for name, kind in step.columns
+        ]
+
+    def begin(self) -> None:
+        self.conn.execute("BEGIN TRANSACTION")
+        self._in_transaction = True
+
+    def commit(self) -> None:
+        self.conn.execute("COMMIT")
+        self._in_transaction = False
+
+    def rollback(self) -> None:
+        if self._in_transaction and self._conn is not None:
+            self._in_transaction = False
+            self._conn.execute("ROLLBACK")
+
+    def close(self) -> None:
+        if self._conn is None:
+            return
+        conn, self._conn = self._conn, None
+        conn.close()  # an open transaction is rolled back
+
+
+class DuckDB:
+    """The dialect: a DuckDB file, created on first use."""
+
+    name = "duckdb"
+    allow_nul = True
+
+    def __init__(self, path: Path, *, busy_timeout: float = 5.0) -> None:
+        self.path = path
+        self.busy_timeout = busy_timeout
+
+    def describe(self) -> str:
+        return f"duckdb:{self.path}"
+
+    def connect(self, *, read_only: bool = False) -> DuckDBSession:
+        if read_only and not self.path.exists():
+            raise RetryLater(
+                f"{self.path} does not exist yet — the warehouse is created by the first load "
+                "(`mainstem warehouse sync --now`)"
+            )
+        if not read_only:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        deadline = time.monotonic() + self.busy_timeout
+        while True:
+            try:
+                return DuckDBSession(duckdb.connect(str(self.path), read_only=read_only))
+            except duckdb.IOException as exc:
+                if "lock" not in str(exc).lower() or time.monotonic() >= deadline:
+                    raise RetryLater(
+                        f"{self.path} is in use by another process ({exc}) — try again when "
+                        "the current load has finished, or stop the process holding it"
+                    ) from exc
+                time.sleep(0.05)

@@ -1,0 +1,290 @@
+"""The warehouse loader: the event store → micro-batches → the warehouse.
+
+Exactly-once: the loader's position in the event store (by ``seq``) is kept *inside* the
+warehouse and committed in the same transaction as the rows it covers, so a crash anywhere
+replays the whole batch and never doubles it; rows whose ``id`` is already in the table (same
+``received_at`` window) are skipped as a second guard, which also makes backfills safe.
+DDL runs first, one idempotent step per transaction, and is recorded in the schema history.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+
+from mainstem.errors import RetryLater
+from mainstem.storage import EventQuery, EventRow, PipelineStore
+from mainstem.warehouse import batch, naming
+from mainstem.warehouse.dialects import Dialect, LoadRecord, Session
+from mainstem.warehouse.rows import UPSERTED
+from mainstem.warehouse.schema import MAX_COLUMNS, plan
+
+log = logging.getLogger(__name__)
+
+Checkpoint = Callable[[str], None]
+"""Called with the name of each step before it runs (``ddl: …``, ``insert: web.tracks``,
+``discards``, ``finish``, ``commit``); the crash tests raise from it to stop a load anywhere."""
+
+
+@dataclass(frozen=True, slots=True)
+class LoadResult:
+    events: int
+    rows: int = 0
+    duplicates: int = 0
+    discards: int = 0
+    schema_changes: int = 0
+    last_seq: int = 0
+
+
+def now_text() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+def _decode(rows: list[EventRow]) -> tuple[list[tuple[str, Any]], list[tuple[str, str, Any]]]:
+    good: list[tuple[str, Any]] = []
+    bad: list[tuple[str, str, Any]] = []
+    for row in rows:
+        try:
+            message = msgspec.json.decode(row.body)
+        except msgspec.DecodeError as exc:
+            bad.append((naming.schema(row.source_id), f"stored event {row.seq}: {exc}", {}))
+            continue
+        good.append((row.source_id, message))
+    return good, bad
+
+
+class Loader:
+    """Loads micro-batches from ``store`` into ``dialect``'s warehouse. One per warehouse."""
+
+    def __init__(
+        self,
+        store: PipelineStore,
+        dialect: Dialect,
+        *,
+        stream: str = "events",
+        batch_events: int = 10_000,
+        max_columns: int = MAX_COLUMNS,
+        checkpoint: Checkpoint | None = None,
+    ) -> None:
+        self.store = store
+        self.dialect = dialect
+        self.stream = stream
+        self.batch_events = batch_events
+        self.max_columns = max_columns
+        self.checkpoint: Checkpoint = checkpoint or (lambda step: None)
+        self.position: int | None = None
+        """The last committed position seen, for the backlog probe (the warehouse has the
+        truth)."""
+        self.last_error: str | None = None
+
+    def run_once(self) -> LoadResult:
+        """Load the next micro-batch after the committed position; ``events == 0`` when caught
+        up.
+
+        Raises:
+            RetryLater: the warehouse is busy or unreachable; nothing was loaded.
+        """
+        session = self.dialect.connect()
+        try:
+            session.bootstrap()
+            position = session.position(self.stream)
+            self.position = position
+            events = self.store.events(EventQuery(after=position, limit=self.batch_events))
+            if not events:
+                return LoadResult(0, last_seq=position)
+            result = self._load(session, events, move=True, expected=position)
+            self.position = result.last_seq
+            return result
+        finally:
+            session.close()
+
+    def sync(self) -> int:
+        """Load until caught up; returns how many events."""
+        total = 0
+        while True:
+            result = self.run_once()
+            total += result.events
+            if result.events < self.batch_events:
+                return total
+
+    def backfill(
+        self, since: int | None = None, progress: Callable[[int, int], None] | None = None
+    ) -> int:
+        """Load every stored event received at or after ``since`` (µs) again; rows already in
+        the warehouse are skipped, the position is left alone. ``progress(done, total)`` is
+        called in units of event-store seq."""
+        newest = self.store.events(EventQuery(limit=1))
+        first = self.store.events(EventQuery(after=0, since=since, limit=1))
+        if not newest or not first:
+            return 0
+        start, end = first[0].seq - 1, newest[0].seq
+        cursor, total = start, 0
+        while cursor < end:
+            events = self.store.events(
+                EventQuery(after=cursor, since=since, limit=self.batch_events)
+            )
+            events = [event for event in events if event.seq <= end]
+            if not events:
+                break
+            session = self.dialect.connect()
+            try:
+                session.bootstrap()
+                self._load(session, events, move=False)
+            finally:
+                session.close()
+            cursor = events[-1].seq
+            total += len(events)
+            if progress is not None:
+                progress(cursor - start, end - start)
+        return total
+
+    def _load(
+        self, session: Session, events: list[EventRow], *, move: bool, expected: int = 0
+    ) -> LoadResult:
+        started = now_text()
+        load_id = uuid.uuid4().hex[:16]
+        stream = self.stream if move else f"{self.stream}:backfill"
+        first_seq, last_seq = events[0].seq, events[-1].seq
+        changes = 0
+        try:
+            messages, bad = _decode(events)
+            collected = batch.collect(messages)
+            collected.unloadable.extend(bad)
+            schemas = sorted({schema for schema, _ in collected.tables})
+            existing_schemas, catalog = session.catalog(schemas)
+            planned = plan(existing_schemas, catalog, collected.values(), self.max_columns)
+            for step in planned.steps:
+                self.checkpoint(f"ddl: {step.describe()}")
+                session.apply(step, load_id, now_text())
+                changes += 1
+            existing = {
+                key: session.existing_ids(key[0], key[1], lowest, highest)
+                for key, (lowest, highest) in collected.windows().items()
+                if key in catalog and collected.tables[key].kind not in UPSERTED
+            }
+            loaded_at = now_text()
+            prepared = batch.prepare(
+                collected, planned, existing, loaded_at, allow_nul=self.dialect.allow_nul
+            )
+            session.begin()
+            if move and session.position(self.stream) != expected:
+                session.rollback()  # another loader committed this batch meanwhile
+                return LoadResult(0, last_seq=session.position(self.stream))
+            for load in prepared.loads:
+                verb = "upsert" if load.upsert else "insert"
+                self.checkpoint(f"{verb}: {load.schema}.{load.table}")
+                if load.upsert:
+                    session.upsert(load)
+                else:
+                    session.insert(load)
+            self.checkpoint("discards")
+            session.insert_discards(load_id, loaded_at, prepared.discards)
+            record = LoadRecord(
+                load_id,
+                stream,
+                started,
+                now_text(),
+                first_seq,
+                last_seq,
+                len(events),
+                prepared.rows,
+                prepared.duplicates,
+                len(prepared.discards),
+                changes,
+                "ok",
+            )
+            self.checkpoint("finish")
+            session.finish(self.stream, last_seq if move else None, record)
+            self.checkpoint("commit")
+            session.commit()
+        except Exception as exc:
+            self.last_error = f"{type(exc).__name__}: {exc}"
+            session.rollback()
+            self._record_failure(session, load_id, stream, started, events, changes, exc)
+            raise
+        self.last_error = None
+        log.info(
+            "warehouse load %s: %d events → %d rows (%d duplicates, %d discards, %d schema "
+            "changes), seq %d-%d",
+            load_id,
+            len(events),
+            prepared.rows,
+            prepared.duplicates,
+            len(prepared.discards),
+            changes,
+            first_seq,
+            last_seq,
+        )
+        return LoadResult(
+            len(events),
+            prepared.rows,
+            prepared.duplicates,
+            len(prepared.discards),
+            changes,
+            last_seq,
+        )
+
+    def _record_failure(
+        self,
+        session: Session,
+        load_id: str,
+        stream: str,
+        started: str,
+        events: list[EventRow],
+        changes: int,
+        exc: Exception,
+    ) -> None:
+        """Best effort: the failure goes to the load history in a transaction of its own."""
+        record = LoadRecord(
+            load_id,
+            stream,
+            started,
+            now_text(),
+            events[0].seq,
+            events[-1].seq,
+            len(events),
+            0,
+            0,
+            0,
+            changes,
+            "failed",
+            f"{type(exc).__name__}: {exc}",
+        )
+        try:
+            session.begin()
+            session.finish(self.stream, None, record)
+            session.commit()
+        except Exception:
+            log.debug("could not record the failed load %s", load_id, exc_info=True)
+            session.rollback()
+
+    def backlog_full(self) -> bool:
+        """Whether at least a batch of events waits past the last known position."""
+        if self.position is None:
+            return True
+        probe = EventQuery(after=self.position + self.batch_events - 1, limit=1)
+        return bool(self.store.events(probe))
+
+    def run(self, stop: threading.Event, *, interval: float = 10.0, poll: float = 1.0) -> None:
+        """Load every ``interval`` seconds, or sooner when a full batch is waiting, until
+        ``stop`` is set. Failures are logged and retried at the next interval."""
+        due = 0.0
+        while not stop.is_set():
+            if time.monotonic() >= due or self.backlog_full():
+                try:
+                    while not stop.is_set() and self.run_once().events >= self.batch_events:
+                        pass
+                except RetryLater as exc:
+                    log.info("warehouse load postponed: %s", exc)
+                except Exception:
+                    log.exception("warehouse load failed; retrying in %.0fs", interval)
+                due = time.monotonic() + interval
+            stop.wait(min(poll, interval))
