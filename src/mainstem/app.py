@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import socket
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +26,10 @@ from mainstem.gateway import Gateway, Receive, Scope, Send
 from mainstem.intake import Limits, allow_deep_json
 from mainstem.metrics import Metrics
 from mainstem.processor import Processor
+from mainstem.storage import EventLog, PipelineStore
 from mainstem.storage.groupcommit import GroupCommitter
+from mainstem.storage.postgres.eventlog import PostgresEventLog
+from mainstem.storage.postgres.pipeline import PostgresPipelineStore
 from mainstem.storage.sqlite.eventlog import SqliteEventLog
 from mainstem.storage.sqlite.pipeline import SqlitePipelineStore
 from mainstem.worker import ProcessorProcess
@@ -75,8 +79,8 @@ class App:
         self.metrics = Metrics()
         self.mode = processor
         self.reload_interval = reload_interval
-        self.eventlog: SqliteEventLog | None = None
-        self.store: SqlitePipelineStore | None = None
+        self.eventlog: EventLog | None = None
+        self.store: PipelineStore | None = None
         self.committer: GroupCommitter | None = None
         self.gateway: Gateway | None = None
         self._processor_thread: threading.Thread | None = None
@@ -89,7 +93,7 @@ class App:
             self._store, lambda: self.workspace.admin_token, self.health, self.metrics.render
         )
 
-    def _store(self) -> SqlitePipelineStore:
+    def _store(self) -> PipelineStore:
         if self.store is None:
             raise RuntimeError("storage is not open")
         return self.store
@@ -99,28 +103,50 @@ class App:
 
     async def startup(self) -> None:
         settings = self.workspace.settings
-        self.data.root.mkdir(parents=True, exist_ok=True)
-        self.eventlog = SqliteEventLog(self.data.log, fsync=settings.fsync)
-        # Opening it writable once creates and migrates it; the gateway process only reads it.
-        SqlitePipelineStore(self.data.pipeline, fsync=settings.fsync).close()
-        self.store = SqlitePipelineStore(self.data.pipeline, readonly=True)
-        self.committer = GroupCommitter(
-            self.eventlog, housekeeping=self._trim_log, on_commit=self.metrics.on_commit
+        if settings.database_url.reveal():
+            await asyncio.to_thread(self._open_postgres, settings.database_url.reveal())
+        else:
+            self.data.root.mkdir(parents=True, exist_ok=True)
+            self.eventlog = SqliteEventLog(self.data.log, fsync=settings.fsync)
+            # Opening it writable once creates and migrates it; the gateway process only reads it.
+            SqlitePipelineStore(self.data.pipeline, fsync=settings.fsync).close()
+            self.store = SqlitePipelineStore(self.data.pipeline, readonly=True)
+        if self.eventlog is not None:
+            self.committer = GroupCommitter(
+                self.eventlog, housekeeping=self._trim_log, on_commit=self.metrics.on_commit
+            )
+            self.committer.start()
+            self.gateway = Gateway(self.workspace, self.committer, self.metrics)
+        # With PostgreSQL a gateway only appends; workers (elsewhere) process the log.
+        mode = (
+            "none" if settings.database_url.reveal() and settings.role == "gateway" else self.mode
         )
-        self.committer.start()
-        self.gateway = Gateway(self.workspace, self.committer, self.metrics)
-        if self.mode == "thread":
+        if mode == "thread":
             self._processor_thread = threading.Thread(
                 target=self._run_processor_thread, name="processor", daemon=True
             )
             self._processor_thread.start()
-        elif self.mode == "process":
+        elif mode == "process":
             self._processor_process = ProcessorProcess(self.data.root, self.workspace)
             self._processor_process.start()
             self._tasks.append(asyncio.create_task(self._supervise()))
         if self.workspace.path and self.reload_interval > 0:
             self._tasks.append(asyncio.create_task(self._watch_config(self.workspace.path)))
         self._ready = True
+
+    def _open_postgres(self, url: str) -> None:
+        """PostgreSQL: a gateway appends to a log partition it leases (``holder`` names it so a
+        restart takes the same partition back); a worker only runs the processor."""
+        settings = self.workspace.settings
+        PostgresPipelineStore(url, fsync=settings.fsync).close()  # migrates
+        self.store = PostgresPipelineStore(url, readonly=True)
+        if settings.role != "worker":
+            self.eventlog = PostgresEventLog(
+                url,
+                holder=f"{socket.gethostname()}:{settings.port}",
+                lease_ttl=settings.lease_ttl,
+                fsync=settings.fsync,
+            )
 
     async def shutdown(self) -> None:
         self._ready = False
@@ -144,9 +170,10 @@ class App:
     def processor(self) -> Processor:
         """A processor over this app's storage (for ``processor="none"`` and the tests)."""
         assert self.eventlog is not None, "call startup() first"
+        url = self.workspace.settings.database_url.reveal()
         return Processor(
             self.eventlog,
-            SqlitePipelineStore(self.data.pipeline),
+            PostgresPipelineStore(url) if url else SqlitePipelineStore(self.data.pipeline),
             limits=limits_of(self.workspace),
             dedupe_window=self.workspace.settings.dedupe_window,
         )
@@ -208,12 +235,15 @@ class App:
             log.info("log retention removed %d processed requests", removed)
 
     def lag(self) -> int:
+        if isinstance(self.store, PostgresPipelineStore):
+            return self.store.lag()  # every log partition, whoever appends to it
         if self.eventlog is None or self.store is None:
             return 0
         return max(0, self.eventlog.last_seq() - self.store.offset(self.eventlog.partition))
 
     def health(self) -> dict[str, Any]:
-        ok = self._ready and self.committer is not None and self.committer.running
+        # A worker (PostgreSQL, role worker) has no log writer.
+        ok = self._ready and (self.committer is None or self.committer.running)
         report: dict[str, Any] = {"status": "ok" if ok else "unavailable"}
         if ok:
             report["log_lag"] = self.lag()

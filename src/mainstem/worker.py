@@ -33,6 +33,8 @@ class ProcessorProcess:
         self._args: dict[str, Any] = {
             "data_dir": str(data_dir),
             "fsync": settings.fsync,
+            "database_url": settings.database_url.reveal(),
+            "lease_ttl": settings.lease_ttl,
             "max_event_bytes": settings.max_event_bytes,
             "max_batch_events": settings.max_batch_events,
             "dedupe_window": settings.dedupe_window,
@@ -81,6 +83,9 @@ def run(args: dict[str, Any]) -> None:
     _die_with_parent(args["parent"], stop)
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and stops us
+    if args.get("database_url"):
+        _run_consumer(args, stop)
+        return
     root = Path(args["data_dir"])
     with open(root / "processor.lock", "w") as lock:
         while not stop.is_set():
@@ -106,6 +111,23 @@ def run(args: dict[str, Any]) -> None:
             store.close()
             eventlog.close()
             log.info("processor stopped")
+
+
+def _run_consumer(args: dict[str, Any], stop: threading.Event) -> None:
+    """PostgreSQL: no file lock — workers share the log partitions through leases."""
+    from mainstem.consumer import Consumer
+    from mainstem.intake import Limits
+
+    consumer = Consumer(
+        args["database_url"],
+        limits=Limits(args["max_event_bytes"], args["max_batch_events"]),
+        dedupe_window=args["dedupe_window"],
+        lease_ttl=args["lease_ttl"],
+        fsync=args["fsync"],
+    )
+    log.info("worker started (pid %d, lease owner %s)", os.getpid(), consumer.owner)
+    consumer.run(stop)
+    log.info("worker stopped")
 
 
 def _die_with_parent(parent: int, stop: threading.Event) -> None:

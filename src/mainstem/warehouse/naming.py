@@ -66,8 +66,10 @@ def snakecase(text: str) -> str:
         i += 1
     if i == n:
         return text
-    if i > 0 and "0" <= text[i - 1] <= "9":
-        i -= 1  # a digit followed by a capital starts the next word, as go-snakecase does
+    if i > 0 and "0" <= text[i - 1] <= "9" and _upper(text[i]):
+        # A digit followed by a capital starts the next word (go-snakecase); only then, so
+        # `101 Account Update` stays `101_account_update` as Segment's docs show (§7.2).
+        i -= 1
     out = [text[:i]] if i else []
     length = i
     while i < n:

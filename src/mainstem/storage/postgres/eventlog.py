@@ -101,14 +101,16 @@ class PostgresEventLog:
         holder: str | None = None,
         lease_ttl: float = 10.0,
         fsync: bool = True,
+        migrate_schema: bool = True,
     ) -> None:
         self.url = url
         self.owner = owner_token()
         self.holder = holder
         self.lease_ttl = lease_ttl
         self._fsync = fsync
-        with connect(url) as conn:
-            migrate(conn, MIGRATIONS)
+        if migrate_schema:
+            with connect(url) as conn:
+                migrate(conn, MIGRATIONS)
         self._conns = Connections(url)
         self._closed = False
         self._stop = threading.Event()

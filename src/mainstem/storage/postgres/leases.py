@@ -22,9 +22,8 @@ from mainstem.storage.postgres.connection import Connections
 
 
 class LeaseLost(RetryLater):
-    """Another process holds the lease on this log partition now (ours had expired)."""
-
-    code = "lease_lost"
+    """Another process holds the lease on this log partition now (ours had expired); nothing
+    was committed. A gateway appends to another partition, a worker drops the partition."""
 
 
 @dataclass(frozen=True, slots=True)

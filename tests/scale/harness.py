@@ -1,0 +1,273 @@
+"""A cluster of real ``mainstem serve`` processes on the real PostgreSQL: N gateways, M workers,
+clients that stream batches at them, and the faults to inject.
+
+Every process runs in its own session (process group), so a fault hits the whole process tree:
+a worker's ``serve`` process and its processor child are killed or paused together.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from tests.conftest import ADMIN_TOKEN, ROOT, WRITE_KEY, free_port
+
+BATCH = 10
+# Answers a client may get while a process or the database is down: 503 (nothing was stored,
+# retry). Anything else is a bug.
+RETRYABLE = {503}
+
+
+class Node:
+    """One ``mainstem serve --role ROLE`` process on a loopback port."""
+
+    def __init__(
+        self, role: str, url: str, config: Path, workdir: Path, name: str, lease_ttl: str = "2s"
+    ) -> None:
+        self.role = role
+        self.url = url
+        self.config = config
+        self.name = name
+        self.lease_ttl = lease_ttl
+        self.log_path = workdir / f"{name}.log"
+        self.data_dir = workdir / f"{name}-data"
+        self.port = free_port()
+        self.http = f"http://127.0.0.1:{self.port}"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 30.0) -> None:
+        env = {**os.environ, "MAINSTEM_DATABASE_URL": self.url}
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "mainstem",
+                    "serve",
+                    "--config",
+                    str(self.config),
+                    "--data-dir",
+                    str(self.data_dir),
+                    "--port",
+                    str(self.port),
+                    "--role",
+                    self.role,
+                    "--lease-ttl",
+                    self.lease_ttl,
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=ROOT,
+                env=env,
+                start_new_session=True,
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"{self.name} exited: {self.log_path.read_text()}")
+            try:
+                if httpx.get(f"{self.http}/health", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"{self.name} did not become healthy: {self.log_path.read_text()}")
+
+    def signal(self, sig: int) -> None:
+        assert self.process is not None
+        os.killpg(self.process.pid, sig)
+
+    def kill(self) -> None:
+        """SIGKILL the whole process tree, at once."""
+        self.signal(signal.SIGKILL)
+        assert self.process is not None
+        self.process.wait(10)
+
+    def stop(self, timeout: float = 30.0) -> int:
+        assert self.process is not None
+        if self.process.poll() is None:
+            self.signal(signal.SIGCONT)  # a paused process cannot handle SIGTERM
+            self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.signal(signal.SIGKILL)
+            return self.process.wait(10)
+
+    def health(self) -> dict[str, Any]:
+        response = httpx.get(f"{self.http}/health", timeout=5)
+        data: dict[str, Any] = response.json()
+        return data
+
+
+class Client(threading.Thread):
+    """One SDK-like client for one user, sticky to one gateway: batches of ``BATCH`` track
+    events numbered ``n`` in order, each batch re-sent with the same messageIds until it gets its
+    200, as the Segment SDKs do. The next batch is sent only after the previous one's 200."""
+
+    def __init__(self, index: int, gateways: list[Node], stop: threading.Event) -> None:
+        super().__init__(name=f"client-{index}", daemon=True)
+        self.index = index
+        self.user = f"user-{index}"
+        self.gateways = gateways
+        self.halt = stop
+        self.lock = threading.Lock()
+        self.sent: set[str] = set()
+        self.acked: set[str] = set()
+        self.oks = 0
+        self.failures = 0
+        self.unexpected: list[tuple[int, str]] = []
+        self.crash: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            self._loop()
+        except BaseException as exc:  # surfaced by the test, never swallowed
+            self.crash = exc
+
+    def _body(self, n: int) -> dict[str, Any]:
+        return {
+            "writeKey": WRITE_KEY,
+            "batch": [
+                {
+                    "type": "track",
+                    "event": "Scale Test",
+                    "userId": self.user,
+                    "messageId": f"{self.user}-{n * BATCH + i}",
+                    "properties": {"n": n * BATCH + i},
+                }
+                for i in range(BATCH)
+            ],
+        }
+
+    def _loop(self) -> None:
+        n = 0
+        timeout = httpx.Timeout(5.0, connect=1.0)
+        gateway = self.gateways[self.index % len(self.gateways)]
+        client = httpx.Client(timeout=timeout)
+        try:
+            while not self.halt.is_set():
+                body = self._body(n)
+                with self.lock:
+                    self.sent.update(m["messageId"] for m in body["batch"])
+                try:
+                    response = client.post(f"{gateway.http}/v1/batch", json=body)
+                except httpx.TransportError:
+                    with self.lock:
+                        self.failures += 1
+                    self.halt.wait(0.05)
+                    continue
+                if response.status_code == 200:
+                    with self.lock:
+                        self.acked.update(m["messageId"] for m in body["batch"])
+                        self.oks += 1
+                    n += 1
+                    continue
+                with self.lock:
+                    self.failures += 1
+                    if response.status_code not in RETRYABLE:
+                        self.unexpected.append((response.status_code, response.text[:200]))
+                self.halt.wait(0.05)
+        finally:
+            client.close()
+
+    def counts(self) -> tuple[int, int]:
+        with self.lock:
+            return self.oks, self.failures
+
+
+def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+        time.sleep(0.05)
+
+
+class Load:
+    """Clients streaming at the gateways until stopped."""
+
+    def __init__(self, gateways: list[Node], clients: int) -> None:
+        self.stop_event = threading.Event()
+        self.clients = [Client(i, gateways, self.stop_event) for i in range(clients)]
+
+    def __enter__(self) -> Load:
+        for client in self.clients:
+            client.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def progress(self, batches: int, timeout: float, what: str) -> None:
+        """Until every client got ``batches`` more 200s than it has now."""
+        targets = [client.counts()[0] + batches for client in self.clients]
+        wait_for(
+            lambda: all(c.counts()[0] >= t for c, t in zip(self.clients, targets, strict=True)),
+            timeout,
+            what,
+        )
+
+    def stop(self) -> None:
+        self.stop_event.set()
+        for client in self.clients:
+            client.join(timeout=15)
+        assert not [c.name for c in self.clients if c.is_alive()], "a client did not stop"
+        crashed = {c.name: repr(c.crash) for c in self.clients if c.crash is not None}
+        assert not crashed, f"clients crashed: {crashed}"
+        unexpected = {c.name: c.unexpected for c in self.clients if c.unexpected}
+        assert not unexpected, f"answers other than 200/503: {unexpected}"
+
+
+def stored_events(node: Node) -> list[dict[str, Any]]:
+    """Every stored event, in event-store order, tailing ``/api/v1/events`` with ``after``."""
+    found: list[dict[str, Any]] = []
+    after = "0"
+    headers = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    with httpx.Client(base_url=node.http, headers=headers, timeout=10) as client:
+        while True:
+            response = client.get("/api/v1/events", params={"after": after, "limit": 1000})
+            assert response.status_code == 200, response.text
+            page = response.json()
+            if not page["data"]:
+                return found
+            found.extend(item["message"] for item in page["data"])
+            after = page["next_after"]
+
+
+def caught_up(node: Node, timeout: float = 60.0) -> list[dict[str, Any]]:
+    def no_lag() -> bool:
+        try:
+            return node.health().get("log_lag") == 0
+        except httpx.HTTPError:
+            return False
+
+    wait_for(no_lag, timeout, f"the workers to catch up (log_lag 0 on {node.name})")
+    return stored_events(node)
+
+
+def assert_exactly_once_in_order(stored: list[dict[str, Any]], clients: list[Client]) -> None:
+    sent = set().union(*(c.sent for c in clients))
+    acked = set().union(*(c.acked for c in clients))
+    counts = Counter(message["messageId"] for message in stored)
+    duplicates = sorted(mid for mid, count in counts.items() if count > 1)
+    missing = sorted(acked - counts.keys())
+    never_sent = sorted(counts.keys() - sent)
+    assert not duplicates, f"{len(duplicates)} messageIds stored more than once: {duplicates[:20]}"
+    assert not missing, f"{len(missing)} messageIds answered 200 but not stored: {missing[:20]}"
+    assert not never_sent, f"{len(never_sent)} stored messageIds never sent: {never_sent[:20]}"
+    by_user: dict[str, list[int]] = {}
+    for message in stored:
+        by_user.setdefault(message["userId"], []).append(message["properties"]["n"])
+    out_of_order = {user: ns for user, ns in by_user.items() if ns != sorted(ns)}
+    assert not out_of_order, f"per-user order broken for {sorted(out_of_order)}"
