@@ -334,7 +334,8 @@ class Gateway:
 def _decode_envelope(body: bytes) -> _Envelope:
     """A batch body, checked for UTF-8 and shape; the elements stay raw for the processor."""
     try:
-        body.decode("utf-8")
+        if not body.isascii():  # the common case is ASCII, checked at memory speed
+            body.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise MalformedBody(
             f"the body is not valid JSON: not valid UTF-8: {exc.reason} at byte {exc.start}"

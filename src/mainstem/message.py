@@ -214,6 +214,8 @@ def _merge(base: Mapping[str, Any], own: Mapping[str, Any]) -> dict[str, Any]:
 
     Iterative, so hostile nesting in a batch envelope cannot exhaust the stack.
     """
+    if not base:
+        return dict(own)
     result = dict(base)
     stack: list[tuple[dict[str, Any], Mapping[str, Any]]] = [(result, own)]
     while stack:

@@ -6,6 +6,7 @@ ISO-8601 UTC with milliseconds and ``Z`` (``2020-09-18T14:40:53.000Z``, referenc
 
 from __future__ import annotations
 
+import functools
 import re
 import time
 from datetime import UTC, datetime, timedelta
@@ -71,10 +72,17 @@ def _parse_lenient(value: str) -> datetime | None:
 
 def format_us(us: int) -> str:
     """ISO-8601 UTC with milliseconds and ``Z`` (sub-millisecond digits are dropped)."""
-    moment = _EPOCH + timedelta(microseconds=us)
+    seconds, micro = divmod(us, 1_000_000)
+    return f"{_second(seconds)}.{micro // 1000:03d}Z"
+
+
+@functools.lru_cache(maxsize=8192)
+def _second(seconds: int) -> str:
+    # Cached: the events of one request, and of one busy second, share it (hot in the processor).
+    moment = _EPOCH + timedelta(seconds=seconds)
     return (
-        f"{moment.year:04d}-{moment.month:02d}-{moment.day:02d}T{moment.hour:02d}:"
-        f"{moment.minute:02d}:{moment.second:02d}.{moment.microsecond // 1000:03d}Z"
+        f"{moment.year:04d}-{moment.month:02d}-{moment.day:02d}T"
+        f"{moment.hour:02d}:{moment.minute:02d}:{moment.second:02d}"
     )
 
 

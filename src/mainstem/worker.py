@@ -78,6 +78,8 @@ def run(args: dict[str, Any]) -> None:
     from mainstem.storage.sqlite.pipeline import SqlitePipelineStore
 
     setup_logging(args["log_level"], args["log_format"])
+    # Ingest first: under CPU pressure the gateway answers while the log absorbs the backlog.
+    os.nice(5)
     allow_deep_json()
     stop = threading.Event()
     _die_with_parent(args["parent"], stop)

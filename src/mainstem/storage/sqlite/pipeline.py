@@ -19,6 +19,7 @@ from mainstem.storage import (
     EventRow,
     RejectionQuery,
     RejectionRow,
+    StoredEvent,
 )
 from mainstem.storage.sqlite.connection import connect, migrate, transaction
 
@@ -72,13 +73,12 @@ MIGRATIONS = (
     ),
 )
 
-# An insert that is also the dedupe check: it succeeds for a new id, or for an id last seen
-# before the window; it changes nothing for a duplicate inside the window.
-_DEDUPE = (
+# Remember (or refresh) a messageId; the duplicate check itself is one query per chunk.
+_REMEMBER = (
     "INSERT INTO dedupe (source_id, message_id, seen_at) VALUES (?, ?, ?) "
-    "ON CONFLICT (source_id, message_id) DO UPDATE SET seen_at = excluded.seen_at "
-    "WHERE dedupe.seen_at < ?"
+    "ON CONFLICT (source_id, message_id) DO UPDATE SET seen_at = excluded.seen_at"
 )
+_LOOKUP_CHUNK = 400  # pairs per query: 800 parameters, under every SQLite's variable limit
 _COUNT = (
     "INSERT INTO counters (name, label, value) VALUES (?, ?, ?) "
     "ON CONFLICT (name, label) DO UPDATE SET value = value + excluded.value"
@@ -119,49 +119,42 @@ class SqlitePipelineStore:
 
     def commit(self, batch: Batch) -> CommitResult:
         assert self._writer is not None, "opened read-only"
-        stored = duplicates = 0
         counts = dict(batch.counts)
         with transaction(self._writer) as conn:
-            for source_id, event in batch.events:
-                cutoff = event.received_at - batch.dedupe_window
-                if (
-                    conn.execute(
-                        _DEDUPE, (source_id, event.message_id, event.received_at, cutoff)
-                    ).rowcount
-                    == 0
-                ):
-                    duplicates += 1
-                    continue
-                conn.execute(
-                    "INSERT INTO events (source_id, message_id, type, event, user_id, "
-                    "anonymous_id, received_at, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            fresh = _fresh_events(conn, batch)
+            duplicates = len(batch.events) - len(fresh)
+            conn.executemany(
+                _REMEMBER, [(source_id, e.message_id, e.received_at) for source_id, e in fresh]
+            )
+            conn.executemany(
+                "INSERT INTO events (source_id, message_id, type, event, user_id, "
+                "anonymous_id, received_at, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [
                     (
                         source_id,
-                        event.message_id,
-                        event.type,
-                        event.event,
-                        event.user_id,
-                        event.anonymous_id,
-                        event.received_at,
-                        event.body,
-                    ),
-                )
-                stored += 1
+                        e.message_id,
+                        e.type,
+                        e.event,
+                        e.user_id,
+                        e.anonymous_id,
+                        e.received_at,
+                        e.body,
+                    )
+                    for source_id, e in fresh
+                ],
+            )
+            for source_id, event in fresh:
                 key = ("events_stored", f"{source_id}/{event.type}")
                 counts[key] = counts.get(key, 0) + 1
-            for source_id, log_seq, received_at, rejection in batch.rejections:
-                conn.execute(
-                    "INSERT INTO rejections (source_id, log_seq, received_at, code, reason, "
-                    "payload) VALUES (?, ?, ?, ?, ?, ?)",
-                    (
-                        source_id,
-                        log_seq,
-                        received_at,
-                        rejection.code,
-                        rejection.reason,
-                        rejection.payload,
-                    ),
-                )
+            conn.executemany(
+                "INSERT INTO rejections (source_id, log_seq, received_at, code, reason, "
+                "payload) VALUES (?, ?, ?, ?, ?, ?)",
+                [
+                    (source_id, log_seq, received_at, r.code, r.reason, r.payload)
+                    for source_id, log_seq, received_at, r in batch.rejections
+                ],
+            )
+            for source_id, _, _, rejection in batch.rejections:
                 key = ("events_rejected", f"{source_id}/{rejection.code}")
                 counts[key] = counts.get(key, 0) + 1
             if duplicates:
@@ -174,7 +167,7 @@ class SqlitePipelineStore:
                 "ON CONFLICT (partition) DO UPDATE SET seq = excluded.seq",
                 (batch.partition, batch.offset),
             )
-        return CommitResult(stored=stored, duplicates=duplicates)
+        return CommitResult(stored=len(fresh), duplicates=duplicates)
 
     def events(self, query: EventQuery) -> list[EventRow]:
         where, params = _filters(query.source, query.since, query.before, query.after)
@@ -235,6 +228,31 @@ class SqlitePipelineStore:
             self._readers.clear()
         if self._writer is not None:
             self._writer.close()
+
+
+def _fresh_events(conn: sqlite3.Connection, batch: Batch) -> list[tuple[str, StoredEvent]]:
+    """The events of ``batch`` whose (source, messageId) was not seen within the window, first
+    occurrence wins. Safe as select-then-insert: one processor writes a store at a time."""
+    seen: dict[tuple[str, str], int] = {}
+    keys = list({(source_id, e.message_id) for source_id, e in batch.events})
+    for start in range(0, len(keys), _LOOKUP_CHUNK):
+        chunk = keys[start : start + _LOOKUP_CHUNK]
+        values = ", ".join("(?, ?)" for _ in chunk)
+        rows = conn.execute(
+            "SELECT source_id, message_id, seen_at FROM dedupe "
+            f"WHERE (source_id, message_id) IN (VALUES {values})",
+            [part for key in chunk for part in key],
+        )
+        seen.update(((source_id, message_id), seen_at) for source_id, message_id, seen_at in rows)
+    fresh: list[tuple[str, StoredEvent]] = []
+    for source_id, event in batch.events:
+        key = (source_id, event.message_id)
+        last = seen.get(key)
+        if last is not None and last >= event.received_at - batch.dedupe_window:
+            continue
+        seen[key] = event.received_at
+        fresh.append((source_id, event))
+    return fresh
 
 
 def _filters(
