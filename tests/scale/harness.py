@@ -106,6 +106,7 @@ class Node:
 
     def health(self) -> dict[str, Any]:
         response = httpx.get(f"{self.http}/health", timeout=5)
+        assert response.status_code in (200, 503), f"{self.name} /health: {response.text}"
         data: dict[str, Any] = response.json()
         return data
 

@@ -6,10 +6,15 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from typing import LiteralString
 
 import psycopg
+from psycopg import sql
+from psycopg.abc import Params
 
 from mainstem.errors import ConfigError
+
+Query = LiteralString | bytes | sql.SQL | sql.Composed
 
 # Every process may start at the same moment; the first one migrates while the others wait on
 # this lock (per schema, so tests in fresh schemas do not queue behind each other).
@@ -62,6 +67,19 @@ class Connections:
             self._all = [c for c in self._all if not c.closed]
             self._all.append(conn)
         return conn
+
+    def fetch(self, query: Query, params: Params | None = None) -> list[tuple[object, ...]]:
+        """Run a read on this thread's connection. A read is idempotent, so one that finds its
+        connection dropped (the server restarted) is retried once on a fresh one."""
+        for attempt in (1, 2):
+            conn = self.get()
+            try:
+                return conn.execute(query, params).fetchall()
+            except psycopg.OperationalError:
+                self._discard(conn)
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
 
     @contextmanager
     def transaction(self) -> Iterator[psycopg.Connection[tuple[object, ...]]]:

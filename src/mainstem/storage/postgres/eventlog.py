@@ -235,14 +235,9 @@ class PostgresEventLog:
         return last
 
     def read(self, after: int, limit: int) -> list[LogRecord]:
-        rows = (
-            self._conns.get()
-            .execute(
-                f"SELECT {_COLUMNS} FROM log WHERE partition = %s AND seq > %s "
-                "ORDER BY seq LIMIT %s",
-                (self.partition, after, limit),
-            )
-            .fetchall()
+        rows = self._conns.fetch(
+            f"SELECT {_COLUMNS} FROM log WHERE partition = %s AND seq > %s ORDER BY seq LIMIT %s",
+            (self.partition, after, limit),
         )
         return [
             LogRecord(
@@ -258,10 +253,13 @@ class PostgresEventLog:
         ]
 
     def last_seq(self) -> int:
-        row = (
-            self._conns.get()
-            .execute("SELECT last_seq FROM log_partitions WHERE partition = %s", (self.partition,))
-            .fetchone()
+        row = next(
+            iter(
+                self._conns.fetch(
+                    "SELECT last_seq FROM log_partitions WHERE partition = %s", (self.partition,)
+                )
+            ),
+            None,
         )
         return int(str(row[0])) if row else 0
 

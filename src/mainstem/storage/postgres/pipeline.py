@@ -132,10 +132,9 @@ class PostgresPipelineStore:
         self._closed = False
 
     def offset(self, partition: str) -> int:
-        row = (
-            self._conns.get()
-            .execute("SELECT seq FROM offsets WHERE partition = %s", (partition,))
-            .fetchone()
+        row = next(
+            iter(self._conns.fetch("SELECT seq FROM offsets WHERE partition = %s", (partition,))),
+            None,
         )
         return int(str(row[0])) if row else 0
 
@@ -239,14 +238,10 @@ class PostgresPipelineStore:
                 where.append(f"{column} = %s")
                 params.append(value)
         order = "ASC" if query.after is not None else "DESC"
-        rows = (
-            self._conns.get()
-            .execute(
-                f"SELECT seq, source_id, received_at, body FROM events {_where(where)} "
-                f"ORDER BY seq {order} LIMIT %s",
-                [*params, query.limit],
-            )
-            .fetchall()
+        rows = self._conns.fetch(
+            f"SELECT seq, source_id, received_at, body FROM events {_where(where)} "
+            f"ORDER BY seq {order} LIMIT %s",
+            [*params, query.limit],
         )
         return [
             EventRow(int(str(seq)), str(source_id), int(str(received_at)), bytes(body))  # type: ignore[call-overload]
@@ -259,14 +254,10 @@ class PostgresPipelineStore:
             where.append("code = %s")
             params.append(query.code)
         order = "ASC" if query.after is not None else "DESC"
-        rows = (
-            self._conns.get()
-            .execute(
-                "SELECT seq, source_id, received_at, code, reason, payload FROM rejections "
-                f"{_where(where)} ORDER BY seq {order} LIMIT %s",
-                [*params, query.limit],
-            )
-            .fetchall()
+        rows = self._conns.fetch(
+            "SELECT seq, source_id, received_at, code, reason, payload FROM rejections "
+            f"{_where(where)} ORDER BY seq {order} LIMIT %s",
+            [*params, query.limit],
         )
         return [
             RejectionRow(
@@ -281,7 +272,7 @@ class PostgresPipelineStore:
         ]
 
     def counters(self) -> dict[tuple[str, str], int]:
-        rows = self._conns.get().execute("SELECT name, label, value FROM counters").fetchall()
+        rows = self._conns.fetch("SELECT name, label, value FROM counters")
         return {(str(name), str(label)): int(str(value)) for name, label, value in rows}
 
     def expire(self, now: int, dedupe_window: int) -> int:
@@ -292,13 +283,14 @@ class PostgresPipelineStore:
 
     def lag(self) -> int:
         """Log records not yet processed, over every log partition."""
-        row = (
-            self._conns.get()
-            .execute(
-                "SELECT coalesce(sum(greatest(p.last_seq - coalesce(o.seq, 0), 0)), 0) "
-                "FROM log_partitions p LEFT JOIN offsets o USING (partition)"
-            )
-            .fetchone()
+        row = next(
+            iter(
+                self._conns.fetch(
+                    "SELECT coalesce(sum(greatest(p.last_seq - coalesce(o.seq, 0), 0)), 0) "
+                    "FROM log_partitions p LEFT JOIN offsets o USING (partition)"
+                )
+            ),
+            None,
         )
         return int(str(row[0])) if row else 0
 
