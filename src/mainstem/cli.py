@@ -343,5 +343,69 @@ serve_command.__annotations__ = {
 app.command("serve")(serve_command)
 
 
+@app.command()
+def status(
+    config_path: ConfigOption = DEFAULT_CONFIG,
+    database_url: Annotated[
+        str | None,
+        typer.Option(
+            "--database-url",
+            envvar="MAINSTEM_DATABASE_URL",
+            help="PostgreSQL URL (default: the workspace's database_url setting).",
+        ),
+    ] = None,
+) -> None:
+    """Show a PostgreSQL deployment: log partitions, leases, lag, workers, retention, sizes."""
+    from mainstem.storage.postgres.status import status as read_status
+
+    if not database_url:
+        try:
+            database_url = config.load(config_path).settings.database_url.reveal()
+        except MainstemError as exc:
+            raise _fail(f"{exc} (or pass --database-url)") from exc
+    if not database_url:
+        raise _fail(
+            "status reads a PostgreSQL deployment — set database_url or pass --database-url "
+            "(with SQLite, /health shows the lag)"
+        )
+    try:
+        report = read_status(database_url)
+    except MainstemError as exc:
+        raise _fail(exc) from exc
+    except Exception as exc:  # psycopg's errors, at the edge
+        raise _fail(f"cannot read the status from PostgreSQL: {exc}") from exc
+    table = Table(title="Log partitions")
+    for column in ("partition", "last seq", "processed", "lag", "gateway", "worker"):
+        table.add_column(column)
+    for item in report.partitions:
+        table.add_row(
+            item.partition,
+            str(item.last_seq),
+            str(item.offset),
+            str(item.lag),
+            item.gateway or "-",
+            item.worker or "-",
+        )
+    _out.print(table)
+    workers = Table(title="Workers")
+    workers.add_column("owner")
+    workers.add_column("last heartbeat")
+    for owner, age in report.workers:
+        workers.add_row(owner, f"{age:.1f}s ago")
+    _out.print(workers)
+    retention = Table(title="Log tables (retention drops whole days)")
+    retention.add_column("table")
+    retention.add_column("rows (estimate)")
+    for name, rows in report.log_tables:
+        retention.add_row(name, str(rows))
+    _out.print(retention)
+    total_lag = sum(item.lag for item in report.partitions)
+    size = sum(report.sizes.values())
+    _out.print(
+        f"lag {total_lag} requests · dedupe memory {report.dedupe_ids} ids · "
+        f"{size / 1e6:.1f} MB on disk"
+    )
+
+
 def main() -> None:
     app(prog_name="mainstem")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -17,6 +18,7 @@ from mainstem.storage.postgres.eventlog import PostgresEventLog, day_partitions
 from mainstem.storage.postgres.leases import LeaseLost, WorkerLeases
 from mainstem.storage.postgres.pipeline import PostgresPipelineStore
 from mainstem.timestamps import now_us
+from tests.conftest import WORKSPACE
 
 DAY = 86_400_000_000
 
@@ -229,3 +231,50 @@ def test_connections_come_back_after_the_server_drops_them(postgres_url: str) ->
         assert log.append([record(3)]) == 2
     finally:
         log.close()
+
+
+def test_status_shows_partitions_leases_lag_and_log_tables(postgres_url: str) -> None:
+    from typer.testing import CliRunner
+
+    from mainstem.cli import app
+    from mainstem.storage.postgres.status import status
+
+    gateway = PostgresEventLog(postgres_url, holder="gw:8088")
+    store = PostgresPipelineStore(postgres_url, owner="worker-a")
+    leases = WorkerLeases(postgres_url, owner="worker-a")
+    try:
+        gateway.append([record(1), record(2), record(3)])
+        leases.heartbeat()
+        store.commit(Batch("0", 1))
+        report = status(postgres_url)
+        [partition] = report.partitions
+        assert (partition.partition, partition.last_seq, partition.offset, partition.lag) == (
+            "0",
+            3,
+            1,
+            2,
+        )
+        assert (partition.gateway, partition.worker) == ("gw:8088", "worker-a")
+        assert [owner for owner, _ in report.workers] == ["worker-a"]
+        assert "log_default" in {name for name, _ in report.log_tables}
+        result = CliRunner().invoke(app, ["status", "--database-url", postgres_url])
+        assert result.exit_code == 0, result.output
+        assert "gw:8088" in result.output and "lag 2 requests" in result.output
+    finally:
+        for closable in (leases, store, gateway):
+            closable.close()
+
+
+def test_status_without_postgresql_says_what_to_do(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from mainstem.cli import app
+
+    config = tmp_path / "mainstem.yaml"
+    config.write_text(WORKSPACE.format(data_dir=tmp_path / "data"), encoding="utf-8")
+    result = CliRunner().invoke(app, ["status", "--config", str(config)])
+    assert result.exit_code == 1
+    assert " ".join(result.output.split()) == (
+        "Error: status reads a PostgreSQL deployment — set database_url or pass --database-url "
+        "(with SQLite, /health shows the lag)"
+    )
