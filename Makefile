@@ -20,8 +20,9 @@ lint: dev
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy --strict src
 
-bench: dev wrk
+bench: dev wrk postgres
 	$(BIN)/python bench/ingest.py
+	cd bench && ../$(BIN)/python scale.py
 
 install: $(VENV)/.installed
 dev: $(VENV)/.dev-installed
