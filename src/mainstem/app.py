@@ -32,6 +32,7 @@ from mainstem.storage.postgres.eventlog import PostgresEventLog
 from mainstem.storage.postgres.pipeline import PostgresPipelineStore
 from mainstem.storage.sqlite.eventlog import SqliteEventLog
 from mainstem.storage.sqlite.pipeline import SqlitePipelineStore
+from mainstem.warehouse import service as warehouse
 from mainstem.worker import ProcessorProcess
 
 log = logging.getLogger(__name__)
@@ -180,9 +181,12 @@ class App:
 
     def _run_processor_thread(self) -> None:
         processor = self.processor()
+        loader = warehouse.start(self.workspace.settings, processor.store, self._processor_stop)
         try:
             processor.run(self._processor_stop)
         finally:
+            if loader is not None:
+                loader.join()
             processor.store.close()
 
     async def _supervise(self) -> None:

@@ -409,3 +409,9 @@ def status(
 
 def main() -> None:
     app(prog_name="mainstem")
+
+
+from mainstem.warehouse.cli import query_command, warehouse_app  # noqa: E402
+
+app.add_typer(warehouse_app, name="warehouse")
+app.command("query")(query_command)

@@ -75,6 +75,17 @@ def parse_secret(value: object) -> Secret:
 ROLES = ("all", "gateway", "worker")
 
 
+def parse_warehouse(value: object) -> Secret:
+    """``duckdb`` (the embedded default), ``none``, or a ``postgresql://`` URL (a secret)."""
+    text = value.reveal() if isinstance(value, Secret) else str(value).strip()
+    if text.lower() in {"duckdb", "none"}:
+        return Secret(text.lower())
+    if text.startswith(("postgresql://", "postgres://")):
+        return Secret(text)
+    shown = text if "@" not in text else "********"
+    raise ValueError(f"expected duckdb, none or a postgresql:// URL, got {shown!r}")
+
+
 def parse_role(value: object) -> str:
     role = str(value).strip().lower()
     if role not in ROLES:
@@ -205,6 +216,28 @@ SETTINGS: tuple[Setting, ...] = (
         "log_level", "info", "Logging level: debug, info, warning or error.", parse_str, "LEVEL"
     ),
     Setting("log_format", "text", "Log line format: text or json.", parse_str, "FORMAT"),
+    Setting(
+        "warehouse",
+        "duckdb",
+        "Where events are loaded in Segment's warehouse schema: duckdb (a file in data_dir), "
+        "none, or a postgresql:// URL.",
+        parse_warehouse,
+        "WAREHOUSE",
+    ),
+    Setting(
+        "warehouse_interval",
+        5.0,
+        "How often the warehouse loader runs (sooner when a full batch is waiting).",
+        parse_duration,
+        "DURATION",
+    ),
+    Setting(
+        "warehouse_batch_events",
+        10000,
+        "Most events per warehouse load (one transaction).",
+        parse_int,
+        "N",
+    ),
 )
 
 BY_NAME: Mapping[str, Setting] = {setting.name: setting for setting in SETTINGS}
@@ -227,6 +260,9 @@ class Settings:
     fsync: bool = True
     log_level: str = "info"
     log_format: str = "text"
+    warehouse: Secret = field(default_factory=lambda: Secret("duckdb"))
+    warehouse_interval: float = 5.0
+    warehouse_batch_events: int = 10000
 
 
 def resolve(

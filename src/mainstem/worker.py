@@ -40,6 +40,9 @@ class ProcessorProcess:
             "dedupe_window": settings.dedupe_window,
             "log_level": settings.log_level,
             "log_format": settings.log_format,
+            "warehouse": settings.warehouse.reveal(),
+            "warehouse_interval": settings.warehouse_interval,
+            "warehouse_batch_events": settings.warehouse_batch_events,
             "parent": os.getpid(),
         }
         self._process: BaseProcess | None = None
@@ -76,6 +79,7 @@ def run(args: dict[str, Any]) -> None:
     from mainstem.processor import Processor
     from mainstem.storage.sqlite.eventlog import SqliteEventLog
     from mainstem.storage.sqlite.pipeline import SqlitePipelineStore
+    from mainstem.warehouse import service as warehouse
 
     setup_logging(args["log_level"], args["log_format"])
     # Ingest first: under CPU pressure the gateway answers while the log absorbs the backlog.
@@ -107,9 +111,18 @@ def run(args: dict[str, Any]) -> None:
             dedupe_window=args["dedupe_window"],
         )
         log.info("processor started (pid %d)", os.getpid())
+        loader = warehouse.start_loader(
+            warehouse.dialect_for(args["warehouse"], root),
+            store,
+            stop,
+            interval=args["warehouse_interval"],
+            batch_events=args["warehouse_batch_events"],
+        )
         try:
             processor.run(stop)
         finally:
+            if loader is not None:
+                loader.join()  # the same stop event: it finishes its batch, then exits
             store.close()
             eventlog.close()
             log.info("processor stopped")

@@ -22,6 +22,7 @@ from mainstem.warehouse.schema import Plan
 from mainstem.warehouse.types import MISFIT, fit, timestamp
 
 TableKey = tuple[str, str]
+_INT64 = 1 << 63
 _encode = msgspec.json.Encoder().encode
 
 
@@ -212,6 +213,16 @@ def _typed(
                 _discard(discards, schema, table, values, name, "too_many_columns", value)
                 continue
             type_ = types[name]
+            kind = type(value)
+            # Fast paths for the common exact matches; everything else goes through fit().
+            if kind is str and type_ == "varchar" and (allow_nul or "\x00" not in value):
+                cells[i] = value
+                continue
+            if (kind is int and type_ == "integer" and -_INT64 <= value < _INT64) or (
+                kind is float and type_ == "float"
+            ):
+                cells[i] = value
+                continue
             cell = fit(value, type_, allow_nul)
             if cell is MISFIT:
                 _discard(discards, schema, table, values, name, f"not_{type_}", value)

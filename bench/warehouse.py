@@ -1,0 +1,287 @@
+"""Warehouse load rate: events from the event store into DuckDB and PostgreSQL, next to a raw
+bulk insert of the very same rows (already flattened and typed) in the same run.
+
+Usage: .venv/bin/python bench/warehouse.py [--events 100000] [--no-write]
+Writes the `## Warehouse` section of docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import random
+import re
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import psycopg
+
+from mainstem.message import Request, normalize
+from mainstem.storage import Batch, StoredEvent
+from mainstem.storage.sqlite.pipeline import SqlitePipelineStore
+from mainstem.warehouse import batch as wbatch
+from mainstem.warehouse.dialects import Dialect
+from mainstem.warehouse.dialects.duckdb import DuckDB
+from mainstem.warehouse.dialects.postgres import Postgres
+from mainstem.warehouse.loader import Loader, now_text
+from mainstem.warehouse.schema import plan
+
+ROOT = Path(__file__).resolve().parent.parent
+PG = os.environ.get("MAINSTEM_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/test")
+BATCH = 10_000
+RECEIVED = 1_714_557_600_000_000
+
+
+def message(i: int, rng: random.Random) -> dict[str, Any]:
+    context = {
+        "library": {"name": "analytics.js", "version": "next-1.84.1"},
+        "page": {
+            "path": f"/products/{i % 500}",
+            "url": f"https://shop.example.com/products/{i % 500}",
+            "title": "Product",
+            "referrer": "https://www.google.com/",
+        },
+        "userAgent": "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 Chrome/126.0 Safari",
+        "locale": "en-US",
+        "timezone": "Europe/Amsterdam",
+        "campaign": {"name": "spring", "source": "newsletter", "medium": "email"},
+        "ip": "203.0.113.7",
+    }
+    base: dict[str, Any] = {
+        "messageId": str(uuid.UUID(int=rng.getrandbits(128))),
+        "anonymousId": f"anon-{i % 20000}",
+        "timestamp": "2024-05-01T09:59:59.123Z",
+        "context": context,
+    }
+    kind = rng.random()
+    if kind < 0.7:
+        return {
+            **base,
+            "type": "track",
+            "userId": f"user-{i % 5000}",
+            "event": rng.choice(["Product Viewed", "Product Added", "Order Completed"]),
+            "properties": {
+                "product_id": f"sku-{i % 900}",
+                "price": round(rng.random() * 100, 2),
+                "quantity": rng.randint(1, 5),
+                "currency": "USD",
+                "category": "Games",
+                "in_stock": True,
+                "tags": ["a", "b"],
+            },
+        }
+    if kind < 0.9:
+        return {
+            **base,
+            "type": "page",
+            "name": "Product",
+            "properties": {"path": context["page"]["path"], "title": "Product"},
+        }
+    return {
+        **base,
+        "type": "identify",
+        "userId": f"user-{i % 5000}",
+        "traits": {"email": f"u{i % 5000}@example.com", "plan": "pro", "logins": i % 40},
+    }
+
+
+def fill_store(path: Path, count: int) -> SqlitePipelineStore:
+    store = SqlitePipelineStore(path, fsync=False)
+    rng = random.Random(7)
+    encode = msgspec.json.Encoder().encode
+    request = Request(received_at=RECEIVED)
+    for seq, start in enumerate(range(0, count, 5000), start=1):
+        out = Batch(partition="0", offset=seq)
+        for i in range(start, min(count, start + 5000)):
+            raw = message(i, rng)
+            msg = normalize(raw, Request(received_at=RECEIVED + i * 10), seed=f"0:{i}")
+            assert isinstance(msg, dict)
+            out.events.append(
+                (
+                    "web",
+                    StoredEvent(
+                        msg["messageId"],
+                        msg["type"],
+                        msg.get("event"),
+                        msg.get("userId"),
+                        msg.get("anonymousId"),
+                        request.received_at,
+                        encode(msg),
+                    ),
+                )
+            )
+        store.commit(out)
+    return store
+
+
+def loader_rate(store: SqlitePipelineStore, dialect: Dialect) -> tuple[float, int, int]:
+    loader = Loader(store, dialect, batch_events=BATCH)
+    started = time.perf_counter()
+    events = loader.sync()
+    elapsed = time.perf_counter() - started
+    rows = sum(
+        int(r[0])
+        for r in dialect.connect(read_only=True).query(
+            "SELECT row_count FROM _mainstem.loads WHERE status = 'ok'"
+        )[1]
+    )
+    return elapsed, events, rows
+
+
+def prepared_batches(store: SqlitePipelineStore, dialect: Dialect) -> list[wbatch.Prepared]:
+    """The loader's own rows for every batch, typed against the loaded warehouse's catalog."""
+    from mainstem.storage import EventQuery
+
+    session = dialect.connect(read_only=True)
+    try:
+        schemas, catalog = session.catalog(["web"])
+    finally:
+        session.close()
+    out: list[wbatch.Prepared] = []
+    after = 0
+    while True:
+        events = store.events(EventQuery(after=after, limit=BATCH))
+        if not events:
+            return out
+        after = events[-1].seq
+        collected = wbatch.collect((e.source_id, msgspec.json.decode(e.body)) for e in events)
+        planned = plan(schemas, catalog, collected.values())
+        out.append(wbatch.prepare(collected, planned, {}, now_text(), dialect.allow_nul))
+
+
+def raw_rate(dialect: Dialect, source: Dialect, prepared: list[wbatch.Prepared]) -> float:
+    """Seconds to bulk-insert the same rows into empty copies of the same tables."""
+    session = source.connect(read_only=True)
+    try:
+        ddl = session.catalog(["web"])[1]
+    finally:
+        session.close()
+    target = dialect.connect()
+    try:
+        types = target.TYPES  # type: ignore[attr-defined]
+        target.query("CREATE SCHEMA IF NOT EXISTS web")
+        for (schema, table), columns in ddl.items():
+            cols = ", ".join(f'"{c}" {types[t]}' for c, t in columns.items())
+            target.query(f'CREATE TABLE "{schema}"."{table}" ({cols})')
+        started = time.perf_counter()
+        for item in prepared:
+            target.begin()
+            for load in item.loads:
+                target.insert(load)
+            target.commit()
+        return time.perf_counter() - started
+    finally:
+        target.close()
+
+
+def pg_database() -> tuple[str, str]:
+    name = f"mainstem_bench_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(PG, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"'.encode())
+    return PG.rsplit("/", 1)[0] + "/" + name, name
+
+
+def pg_drop(name: str) -> None:
+    with psycopg.connect(PG, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'.encode())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--events", type=int, default=100_000)
+    parser.add_argument("--no-write", action="store_true")
+    args = parser.parse_args()
+    lines: list[str] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        t0 = time.perf_counter()
+        store = fill_store(root / "pipeline.db", args.events)
+        print(f"event store filled with {args.events} events in {time.perf_counter() - t0:.1f}s")
+        results = []
+        for engine in ("duckdb", "postgres"):
+            names: list[str] = []
+            if engine == "duckdb":
+                dialect: Dialect = DuckDB(root / "warehouse.duckdb")
+                raw: Dialect = DuckDB(root / "raw.duckdb")
+            else:
+                url, name = pg_database()
+                url2, name2 = pg_database()
+                names = [name, name2]
+                dialect, raw = Postgres(url), Postgres(url2)
+            try:
+                elapsed, events, rows = loader_rate(store, dialect)
+                prepared = prepared_batches(store, dialect)
+                raw_rows = sum(len(load.rows) for p in prepared for load in p.loads)
+                raw_elapsed = raw_rate(raw, dialect, prepared)
+            finally:
+                for name in names:
+                    pg_drop(name)
+            results.append((engine, events, rows, elapsed, raw_rows, raw_elapsed))
+            print(
+                f"{engine}: loader {events / elapsed:,.0f} events/s {rows / elapsed:,.0f} rows/s; "
+                f"raw bulk {raw_rows / raw_elapsed:,.0f} rows/s"
+            )
+        store.close()
+    when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    lines += [
+        "## Warehouse",
+        "",
+        "<!-- Written by bench/warehouse.py: this section is replaced on every run. -->",
+        "",
+        "Command: `.venv/bin/python bench/warehouse.py`  ",
+        f"Date: {when}",
+        "",
+        f"- nproc: {os.cpu_count()}; Python {platform.python_version()}",
+        f"- {args.events:,} events in the event store (SQLite), track/page/identify 70/20/10, "
+        "~1 kB normalized JSON each with ~20 context fields; micro-batches of "
+        f"{BATCH:,} events; one source",
+        "- *loader*: `Loader.sync()` from the event store: read, decode, flatten, name, type, "
+        "plan and run the DDL, duplicate check, bulk insert (DuckDB appender / PostgreSQL COPY), "
+        "users upsert, history and position, one transaction per batch",
+        "- *raw bulk*: the very same rows (the loader's own typed tuples) inserted with the same "
+        "bulk path into empty tables of the same shape, one transaction per batch",
+        "",
+        "| engine | events/s (loader) | rows/s (loader) | rows/s (raw bulk) | loader ÷ raw |",
+        "|---|--:|--:|--:|--:|",
+    ]
+    for engine, events, rows, elapsed, raw_rows, raw_elapsed in results:
+        ratio = (rows / elapsed) / (raw_rows / raw_elapsed)
+        lines.append(
+            f"| {engine} | {events / elapsed:,.0f} | {rows / elapsed:,.0f} | "
+            f"{raw_rows / raw_elapsed:,.0f} | {ratio:.2f} |"
+        )
+    duck = results[0]
+    duck_rows = duck[2] / duck[3]
+    lines += [
+        "",
+        "Targets:",
+        "",
+        f"- ≥ 100,000 rows/s into DuckDB: {duck_rows:,.0f} — "
+        + ("met" if duck_rows >= 100_000 else "NOT met"),
+    ]
+    for engine, _, rows, elapsed, raw_rows, raw_elapsed in results:
+        ratio = (rows / elapsed) / (raw_rows / raw_elapsed)
+        lines.append(
+            f"- {engine} ≥ 0.6 of the raw bulk rate: {ratio:.2f} — "
+            + ("met" if ratio >= 0.6 else "NOT met")
+        )
+    section = "\n".join(lines) + "\n"
+    print(section)
+    if not args.no_write:
+        path = ROOT / "docs" / "benchmarks.md"
+        text = path.read_text(encoding="utf-8")
+        if "## Warehouse" in text:
+            text = re.sub(r"## Warehouse\n.*?(?=^## |\Z)", section, text, flags=re.S | re.M)
+        else:
+            text = text.rstrip() + "\n\n" + section
+        path.write_text(text, encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()

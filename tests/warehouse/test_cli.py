@@ -1,0 +1,76 @@
+"""The commands, through the real CLI: sync, query (table, CSV, JSON), history, schema, backfill."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import msgspec
+from typer.testing import CliRunner
+
+from mainstem.cli import app
+from mainstem.warehouse import service
+from mainstem.warehouse.dialects.duckdb import DuckDB
+from tests.warehouse.conftest import Pipeline
+from tests.warehouse.corpus import CORPUS
+
+runner = CliRunner()
+
+
+def _run(*args: str) -> str:
+    result = runner.invoke(app, list(args))
+    assert result.exit_code == 0, result.output
+    return result.stdout
+
+
+def test_sync_query_history_schema_and_backfill(pipeline: Pipeline, tmp_path: Path) -> None:
+    data = str(tmp_path / "data")
+    pipeline.send(CORPUS)
+    _run("warehouse", "sync", "--now", "--data-dir", data)
+    sql = "SELECT id, event, event_text FROM web.tracks ORDER BY id"
+    assert _run("query", sql, "--data-dir", data, "--csv") == (
+        "id,event,event_text\n"
+        "t-1,order_completed,Order Completed\n"
+        "t-2,order_completed,order_completed\n"
+        "t-3,_101_signed_up,101 Signed Up\n"
+    )
+    lines = _run("query", "SELECT id, received_at FROM web.users", "--data-dir", data, "--json")
+    assert [msgspec.json.decode(line) for line in lines.splitlines()] == [
+        {"id": "user-1", "received_at": "2024-05-01T10:00:00"}
+    ]
+    assert "order_completed" in _run("query", sql, "--data-dir", data)
+    history = _run("warehouse", "history", "--data-dir", data, "--json").splitlines()
+    load = msgspec.json.decode(history[0])
+    assert {k: load[k] for k in ("stream", "first_seq", "last_seq", "events", "row_count")} == {
+        "stream": "events",
+        "first_seq": 1,
+        "last_seq": 10,
+        "events": 10,
+        "row_count": 15,
+    }
+    assert (load["status"], load["discards"], load["schema_changes"]) == ("ok", 0, 11)
+    schema = _run("warehouse", "schema", "--data-dir", data, "--source", "web")
+    assert "Columns" in schema and "Schema changes (newest first)" in schema
+    users = [
+        row for row in service.columns(DuckDB(Path(data) / "warehouse.duckdb")) if row[1] == "users"
+    ]
+    assert [(column, kind) for _, _, column, kind in users][:5] == [
+        ("id", "VARCHAR"),
+        ("received_at", "TIMESTAMP"),
+        ("uuid_ts", "TIMESTAMP"),
+        ("loaded_at", "TIMESTAMP"),
+        ("email", "VARCHAR"),
+    ]
+    result = runner.invoke(app, ["warehouse", "backfill", "--data-dir", data])
+    assert result.exit_code == 0, result.output
+    assert _run("query", "SELECT count(*) FROM web.tracks", "--data-dir", data, "--csv") == (
+        "count_star()\n3\n"
+    )
+
+
+def test_a_bad_query_says_what_the_engine_says(pipeline: Pipeline, tmp_path: Path) -> None:
+    data = str(tmp_path / "data")
+    pipeline.send(CORPUS[:1])
+    _run("warehouse", "sync", "--now", "--data-dir", data)
+    result = runner.invoke(app, ["query", "SELECT nope FROM web.pages", "--data-dir", data])
+    assert result.exit_code == 1
+    assert 'Referenced column "nope" not found' in result.stderr
