@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import msgspec
-from prometheus_client import Counter
 
 from mainstem import message, pixel
 from mainstem.config import Source, Workspace
@@ -112,12 +111,11 @@ class Gateway:
         self._max_request = settings.max_request_bytes
         self._max_event = settings.max_event_bytes
         self._max_batch = settings.max_batch_events
-        self._accepted = metrics.events_accepted
-        self._rejected = metrics.requests_rejected
-        self._requests = metrics.requests
+        self._accepted = metrics.events_accepted.add
+        self._rejected = metrics.requests_rejected.add
+        self._requests = metrics.requests.add
         self._latency = metrics.latency.observe
-        self._request_counts: dict[tuple[str, int], Counter] = {}
-        self._bytes = metrics.bytes.inc
+        self._bytes = metrics.bytes.add
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
@@ -149,12 +147,9 @@ class Gateway:
         except MainstemError as exc:
             status = exc.status
             if name != "other":
-                self._rejected.labels(exc.code).inc()
+                self._rejected((exc.code,))
             await _error(send, exc, origin)
-        child = self._request_counts.get((name, status))
-        if child is None:  # labels() costs a lock and a lookup; cache the child per route
-            child = self._request_counts[(name, status)] = self._requests.labels(name, str(status))
-        child.inc()
+        self._requests((name, str(status)))
         if route is not None:
             self._latency(time.perf_counter() - started)
 
@@ -168,7 +163,7 @@ class Gateway:
         origin: str | None,
     ) -> int:
         body = await _read_body(receive, headers, self._max_request)
-        self._bytes(len(body))
+        self._bytes((), len(body))
         if route.kind == "metrics":  # analytics.js telemetry: accepted and discarded
             await _ok(send, origin)
             return 200
@@ -205,7 +200,7 @@ class Gateway:
             ip=self._client_ip(scope, headers),
         )
         await self._commit(record)
-        self._accepted.labels(source.id).inc(count)
+        self._accepted((source.id,), count)
         await _ok(send, origin)
         return 200
 
@@ -248,11 +243,11 @@ class Gateway:
                             ip=self._client_ip(scope, headers),
                         )
                     )
-                    self._accepted.labels(source.id).inc()
+                    self._accepted((source.id,))
             except MainstemError as exc:
                 reason = exc.code
         if reason is not None:
-            self._rejected.labels(reason).inc()
+            self._rejected((reason,))
         await send(
             {
                 "type": "http.response.start",
