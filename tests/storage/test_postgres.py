@@ -167,11 +167,21 @@ def test_retention_drops_whole_days_that_every_partition_processed(postgres_url:
         store.commit(Batch(log.partition, 2))
         tomorrow = (now_us() // DAY + 1) * DAY
         with connect(postgres_url) as conn:
-            tables = {row[0] for row in conn.execute("SELECT tablename FROM pg_tables")}
+            tables = {
+                row[0]
+                for row in conn.execute(
+                    "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()"
+                )
+            }
         assert name in tables
         assert log.trim(received_before=tomorrow - DAY, processed_up_to=2) == 2
         with connect(postgres_url) as conn:
-            tables = {row[0] for row in conn.execute("SELECT tablename FROM pg_tables")}
+            tables = {
+                row[0]
+                for row in conn.execute(
+                    "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()"
+                )
+            }
         assert name not in tables
         assert [r.seq for r in log.read(0, 10)] == [3]
     finally:
