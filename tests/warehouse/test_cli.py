@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
+import httpx
 import msgspec
+import pytest
 from typer.testing import CliRunner
 
 from mainstem.cli import app
 from mainstem.warehouse import service
 from mainstem.warehouse.dialects.duckdb import DuckDB
+from tests.conftest import ServerProcess
 from tests.warehouse.conftest import Pipeline
 from tests.warehouse.corpus import CORPUS
 
@@ -74,3 +78,32 @@ def test_a_bad_query_says_what_the_engine_says(pipeline: Pipeline, tmp_path: Pat
     result = runner.invoke(app, ["query", "SELECT nope FROM web.pages", "--data-dir", data])
     assert result.exit_code == 1
     assert 'Referenced column "nope" not found' in result.stderr
+
+
+def test_the_server_loads_the_warehouse_and_query_works_while_it_runs(
+    workspace_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MAINSTEM_WAREHOUSE_INTERVAL", "0.2")
+    server = ServerProcess(workspace_file, tmp_path / "data", tmp_path / "server.log")
+    server.start()
+    try:
+        response = httpx.post(
+            f"{server.url}/v1/batch",
+            json={"batch": CORPUS, "sentAt": "2024-05-01T10:00:00.000Z"},
+            auth=(server.write_key, ""),
+        )
+        assert response.status_code == 200
+        data = str(tmp_path / "data")
+        deadline = time.monotonic() + 30
+        found = ""
+        while time.monotonic() < deadline:
+            result = runner.invoke(
+                app, ["query", "SELECT count(*) FROM web.tracks", "--data-dir", data, "--csv"]
+            )
+            found = result.stdout
+            if result.exit_code == 0 and found.endswith("\n3\n"):
+                break
+            time.sleep(0.2)
+        assert found == "count_star()\n3\n"
+    finally:
+        server.stop()
