@@ -1,0 +1,410 @@
+"""The identity graph: Segment's flat matching with merge protection (reference §3.4).
+
+For each event: drop blocked values, look up the profiles holding any identifier, then
+
+* no match → a new profile; one match → attach the event and any new identifiers;
+  several → merge them into the oldest (Segment's worked example keeps the earlier profile);
+* when the resulting profile would hold more values of a type than its limit allows (or pass the
+  hard caps on merges and identifiers), drop the lowest-priority identifier the *event* carries
+  and look up again. So a shared ``email`` never fuses two ``user_id`` s.
+
+Only limits an event would *raise* count: tightening a rule later does not rewrite a profile
+that already holds more (§3.3). Every merge is recorded with the message that caused it and the
+identifier and rule that allowed it. ``alias`` is resolved like any call; its ``previousId`` is
+not an identifier — Unify does not merge on alias (§3.4). A group call links the user's profile
+to the account profile keyed by ``group_id``.
+
+This module is pure: it reads and writes profiles through :class:`GraphState`.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from mainstem import timestamps
+from mainstem.identity import traits as trait_rules
+from mainstem.identity.identifiers import (
+    CustomIdentifier,
+    ExternalId,
+    group_identifier,
+    user_identifiers,
+)
+from mainstem.identity.rules import WINDOWS, Rules
+from mainstem.identity.traits import Trait
+from mainstem.ids import ksuid
+
+NO_IDENTIFIERS = "No matching identifiers on event"
+VALUE_LIMIT = "Identifier value limit exceeded"
+TIME_LIMIT = "Identifier value time limit exceeded"
+BLOCKED = "ID value blocked"
+MERGE_LIMIT = "Profile merge limit exceeded"
+MAPPING_LIMIT = "Identifier mapping limit exceeded"
+
+PREFIXES = {"users": "use_", "accounts": "acc_"}
+
+
+@dataclass(slots=True)
+class Identifier:
+    id: ExternalId
+    source_id: str
+    first_message_id: str
+    created_at: int
+    """Event time the identifier was first seen (µs)."""
+
+
+@dataclass(slots=True)
+class Profile:
+    segment_id: str
+    collection: str
+    created_at: int
+    first_message_id: str
+    first_source_id: str
+    updated_at: int
+    last_message_id: str
+    last_source_id: str
+    identifiers: dict[ExternalId, Identifier] = field(default_factory=dict)
+    traits: dict[str, Trait] = field(default_factory=dict)
+    merges: int = 0
+    links: set[str] = field(default_factory=set)
+    """segment_ids of linked profiles in the other collection (users ↔ accounts)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Merge:
+    segment_id: str
+    """The profile merged away."""
+    canonical_segment_id: str
+    """The profile it now belongs to."""
+    message_id: str
+    source_id: str
+    event_type: str
+    timestamp: int
+    via: ExternalId
+    """The event's identifier that matched the merged-away profile."""
+    rule: str
+    """The limit of ``via``'s type that the merge stayed within, e.g. ``anonymous_id: 5 ever``."""
+
+
+@dataclass(frozen=True, slots=True)
+class Drop:
+    id: ExternalId
+    reason: str
+    """One of Segment's Profiles Insights violation names (``Identifier value limit exceeded``)."""
+    rule: str
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """What resolution needs of one stored message."""
+
+    message_id: str
+    source_id: str
+    type: str
+    timestamp: int
+    ids: tuple[ExternalId, ...]
+    group: ExternalId | None = None
+    traits: Mapping[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_message(
+        cls,
+        message: Mapping[str, Any],
+        source_id: str,
+        received_at: int = 0,
+        custom: Sequence[CustomIdentifier] = (),
+    ) -> Event:
+        kind = message.get("type")
+        raw_traits = message.get("traits")
+        at = timestamps.parse(message.get("timestamp"))
+        return cls(
+            message_id=str(message.get("messageId") or ""),
+            source_id=source_id,
+            type=kind if isinstance(kind, str) else "",
+            timestamp=at if at is not None else received_at,
+            ids=tuple(user_identifiers(message, custom)),
+            group=group_identifier(message),
+            traits=raw_traits
+            if isinstance(raw_traits, Mapping) and kind in ("identify", "group")
+            else {},
+        )
+
+
+@dataclass(slots=True)
+class Resolution:
+    segment_id: str | None = None
+    account_id: str | None = None
+    created: list[str] = field(default_factory=list)
+    added: list[tuple[str, Identifier]] = field(default_factory=list)
+    """(segment_id, identifier) pairs newly attached."""
+    merges: list[Merge] = field(default_factory=list)
+    dropped: list[Drop] = field(default_factory=list)
+    blocked: list[ExternalId] = field(default_factory=list)
+    error: str | None = None
+
+
+class GraphState(Protocol):
+    """Where the graph lives. The graph mutates :class:`Profile` objects it got from
+    :meth:`profile` and hands each one back through :meth:`save`; a store persists what it was
+    given when its owner commits (and forgets it on rollback)."""
+
+    def owner(self, id: ExternalId) -> str | None:
+        """The segment_id of the live profile holding ``id``, or ``None``."""
+        ...
+
+    def profile(self, segment_id: str) -> Profile:
+        """The live profile ``segment_id`` (raises ``KeyError`` for an unknown one)."""
+        ...
+
+    def save(self, profile: Profile, claimed: Iterable[ExternalId]) -> None:
+        """Record ``profile`` as new or changed; ``claimed`` identifiers now belong to it."""
+        ...
+
+    def retire(self, merge: Merge) -> None:
+        """``merge.segment_id`` was merged into ``merge.canonical_segment_id``."""
+        ...
+
+    def new_segment_id(self, collection: str) -> str: ...
+
+
+def random_segment_id(collection: str) -> str:
+    return PREFIXES[collection] + ksuid(int(time.time()), os.urandom(16))
+
+
+class MemoryState:
+    """A :class:`GraphState` in dicts: for tests and as the store's cache."""
+
+    def __init__(self, segment_ids: Callable[[str], str] = random_segment_id) -> None:
+        self.owners: dict[ExternalId, str] = {}
+        self.profiles: dict[str, Profile] = {}
+        self.merged: dict[str, Merge] = {}
+        self._segment_ids = segment_ids
+
+    def owner(self, id: ExternalId) -> str | None:
+        return self.owners.get(id)
+
+    def profile(self, segment_id: str) -> Profile:
+        return self.profiles[segment_id]
+
+    def save(self, profile: Profile, claimed: Iterable[ExternalId]) -> None:
+        self.profiles[profile.segment_id] = profile
+        for id in claimed:
+            self.owners[id] = profile.segment_id
+
+    def retire(self, merge: Merge) -> None:
+        self.profiles.pop(merge.segment_id, None)
+        self.merged[merge.segment_id] = merge
+
+    def new_segment_id(self, collection: str) -> str:
+        return self._segment_ids(collection)
+
+    def canonical(self, segment_id: str) -> str:
+        while segment_id in self.merged:
+            segment_id = self.merged[segment_id].canonical_segment_id
+        return segment_id
+
+
+def counter_ids() -> Callable[[str], str]:
+    """Predictable ids (``use_1``, ``acc_2``…) for tests and examples."""
+    count = 0
+
+    def next_id(collection: str) -> str:
+        nonlocal count
+        count += 1
+        return f"{PREFIXES[collection]}{count}"
+
+    return next_id
+
+
+def _count(items: Iterable[tuple[ExternalId, int]], type: str, since: int | None) -> int:
+    return sum(1 for k, t in items if k.type == type and (since is None or t >= since))
+
+
+def _violation(
+    rules: Rules, profiles: Sequence[Profile], ids: Sequence[ExternalId], at: int
+) -> tuple[str, str] | None:
+    """The (violation name, rule) the union of ``profiles`` and ``ids`` would break."""
+    if len(profiles) == 1 and all(id in profiles[0].identifiers for id in ids):
+        return None  # nothing new: the common case of a known visitor
+    if len(profiles) > 1:
+        merges = sum(p.merges for p in profiles) + len(profiles) - 1
+        if merges > rules.max_merges:
+            return MERGE_LIMIT, f"at most {rules.max_merges} merges per profile"
+    union: dict[ExternalId, int] = {}
+    for profile in profiles:
+        for key, identifier in profile.identifiers.items():
+            union[key] = identifier.created_at
+    for id in ids:
+        union.setdefault(id, at)
+    largest = max((len(p.identifiers) for p in profiles), default=0)
+    if len(union) > rules.max_identifiers and len(union) > largest:
+        return MAPPING_LIMIT, f"at most {rules.max_identifiers} identifiers per profile"
+    for type in sorted({key.type for key in union}, key=rules.rank):
+        limit = rules.limit(type)
+        span = WINDOWS[limit.window]
+        since = at - span if span is not None else None
+
+        total = _count(union.items(), type, since)
+        if total <= limit.values:
+            continue
+        before = max(
+            (
+                _count(((k, i.created_at) for k, i in p.identifiers.items()), type, since)
+                for p in profiles
+            ),
+            default=0,
+        )
+        if total > before:
+            name = VALUE_LIMIT if span is None else TIME_LIMIT
+            return name, f"{type}: {limit}"
+    return None
+
+
+def resolve(state: GraphState, rules: Rules, event: Event) -> Resolution:
+    """Resolve ``event`` into the graph held by ``state``; returns what changed."""
+    result = Resolution()
+    ids: list[ExternalId] = []
+    for id in event.ids:
+        (result.blocked if rules.is_blocked(id.value) else ids).append(id)
+    group = event.group
+    if group is not None and rules.is_blocked(group.value):
+        result.blocked.append(group)
+        group = None
+    if ids:
+        result.segment_id = _resolve_user(state, rules, event, ids, result)
+    else:
+        result.error = NO_IDENTIFIERS
+    if group is not None:
+        result.account_id = _resolve_account(state, event, group, result)
+    return result
+
+
+def _resolve_user(
+    state: GraphState, rules: Rules, event: Event, ids: list[ExternalId], result: Resolution
+) -> str:
+    attach_only = False
+    while True:
+        matches: dict[str, ExternalId] = {}
+        for id in ids:
+            owner = state.owner(id)
+            if owner is not None and owner not in matches:
+                matches[owner] = id
+        profiles = [state.profile(segment_id) for segment_id in matches]
+        violation = _violation(rules, profiles, ids, event.timestamp)
+        if violation is None:
+            break
+        if len(ids) == 1:
+            attach_only = True  # the one identifier left still places the event
+            result.dropped.append(Drop(ids[0], *violation))
+            break
+        lowest = max(reversed(ids), key=lambda id: rules.rank(id.type))
+        ids.remove(lowest)
+        result.dropped.append(Drop(lowest, *violation))
+    if not profiles:
+        profile = _new_profile(state, "users", event)
+        result.created.append(profile.segment_id)
+    else:
+        profiles.sort(key=lambda p: (p.created_at, p.segment_id))
+        profile = profiles[0]
+        for other in profiles[1:]:
+            via = matches[other.segment_id]
+            merge = Merge(
+                segment_id=other.segment_id,
+                canonical_segment_id=profile.segment_id,
+                message_id=event.message_id,
+                source_id=event.source_id,
+                event_type=event.type,
+                timestamp=event.timestamp,
+                via=via,
+                rule=f"{via.type}: {rules.limit(via.type)}",
+            )
+            _absorb(state, profile, other)
+            state.retire(merge)
+            result.merges.append(merge)
+    claimed = [key for key in profile.identifiers] if len(profiles) > 1 else []
+    if not attach_only:
+        for id in ids:
+            if id not in profile.identifiers:
+                identifier = Identifier(id, event.source_id, event.message_id, event.timestamp)
+                profile.identifiers[id] = identifier
+                result.added.append((profile.segment_id, identifier))
+                claimed.append(id)
+    _touch(profile, event)
+    if event.type == "identify":
+        trait_rules.apply(profile.traits, event.traits, event.timestamp, event.source_id)
+    state.save(profile, claimed)
+    return profile.segment_id
+
+
+def _resolve_account(state: GraphState, event: Event, group: ExternalId, result: Resolution) -> str:
+    owner = state.owner(group)
+    claimed: list[ExternalId] = []
+    if owner is None:
+        account = _new_profile(state, "accounts", event)
+        identifier = Identifier(group, event.source_id, event.message_id, event.timestamp)
+        account.identifiers[group] = identifier
+        result.created.append(account.segment_id)
+        result.added.append((account.segment_id, identifier))
+        claimed.append(group)
+    else:
+        account = state.profile(owner)
+    _touch(account, event)
+    trait_rules.apply(account.traits, event.traits, event.timestamp, event.source_id)
+    if result.segment_id is not None:
+        user = state.profile(result.segment_id)
+        if account.segment_id not in user.links:
+            user.links.add(account.segment_id)
+            state.save(user, ())
+        account.links.add(result.segment_id)
+    state.save(account, claimed)
+    return account.segment_id
+
+
+def _new_profile(state: GraphState, collection: str, event: Event) -> Profile:
+    return Profile(
+        segment_id=state.new_segment_id(collection),
+        collection=collection,
+        created_at=event.timestamp,
+        first_message_id=event.message_id,
+        first_source_id=event.source_id,
+        updated_at=event.timestamp,
+        last_message_id=event.message_id,
+        last_source_id=event.source_id,
+    )
+
+
+def _touch(profile: Profile, event: Event) -> None:
+    if event.timestamp >= profile.updated_at:
+        profile.updated_at = event.timestamp
+        profile.last_message_id = event.message_id
+        profile.last_source_id = event.source_id
+    if event.timestamp < profile.created_at:
+        profile.created_at = event.timestamp
+        profile.first_message_id = event.message_id
+        profile.first_source_id = event.source_id
+
+
+def _absorb(state: GraphState, profile: Profile, other: Profile) -> None:
+    for key, identifier in other.identifiers.items():
+        current = profile.identifiers.get(key)
+        if current is None or identifier.created_at < current.created_at:
+            profile.identifiers[key] = identifier
+    trait_rules.combine(profile.traits, other.traits)
+    profile.merges += other.merges + 1
+    if other.created_at < profile.created_at:
+        profile.created_at = other.created_at
+        profile.first_message_id = other.first_message_id
+        profile.first_source_id = other.first_source_id
+    if other.updated_at > profile.updated_at:
+        profile.updated_at = other.updated_at
+        profile.last_message_id = other.last_message_id
+        profile.last_source_id = other.last_source_id
+    for linked in other.links:
+        profile.links.add(linked)
+        account = state.profile(linked)
+        account.links.discard(other.segment_id)
+        account.links.add(profile.segment_id)
+        state.save(account, ())

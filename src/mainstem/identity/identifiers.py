@@ -1,0 +1,163 @@
+"""The identifiers a Segment message carries (reference §3.2).
+
+An identifier is a ``(type, value)`` pair. Eleven default user types are read from the fields the
+reference names; ``group_id`` keys the ``accounts`` collection. Custom types come from
+``context.externalIds`` (all four keys required, type lower-cased) or from a configured
+trait/property key (camelCase and snake_case both accepted).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, NamedTuple
+
+DEFAULT_TYPES: tuple[str, ...] = (
+    "user_id",
+    "anonymous_id",
+    "email",
+    "android.id",
+    "android.idfa",
+    "android.push_token",
+    "ios.id",
+    "ios.idfa",
+    "ios.push_token",
+    "ga_client_id",
+    "braze_id",
+)
+MAX_VALUE_CHARS = 500
+"""Longer values are never identifiers (Segment drops a ``groupId`` over 500 characters, §3.6)."""
+
+
+class ExternalId(NamedTuple):
+    type: str
+    value: str
+
+    def __str__(self) -> str:
+        return f"{self.type}:{self.value}"
+
+
+class CustomIdentifier(NamedTuple):
+    """A custom type read from ``traits``/``context.traits``/``properties`` under ``key``."""
+
+    type: str
+    key: str
+
+
+def _text(value: object) -> str | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        value = str(value)
+    if not isinstance(value, str):
+        return None
+    value = value.strip()
+    if not value or len(value) > MAX_VALUE_CHARS:
+        return None
+    return value
+
+
+def _mapping(value: object) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def _snake(key: str) -> str:
+    return "".join(f"_{c.lower()}" if c.isupper() else c for c in key).lstrip("_")
+
+
+def _camel(key: str) -> str:
+    head, *rest = key.split("_")
+    return head + "".join(part.capitalize() for part in rest)
+
+
+def _email(message: Mapping[str, Any]) -> str | None:
+    context = _mapping(message.get("context"))
+    for holder in (message.get("traits"), context.get("traits"), message.get("properties")):
+        email = _text(_mapping(holder).get("email"))
+        if email is not None:
+            # Lower-cased: the Profile API is queried with lower-case ids (reference §4).
+            return email.lower()
+    return None
+
+
+def _device(context: Mapping[str, Any], found: list[ExternalId]) -> None:
+    device = _mapping(context.get("device"))
+    kind = device.get("type")
+    if not isinstance(kind, str) or kind.lower() not in ("android", "ios"):
+        return
+    kind = kind.lower()
+    device_id = _text(device.get("id"))
+    if device_id is not None:
+        found.append(ExternalId(f"{kind}.id", device_id))
+    idfa = _text(device.get("advertisingId"))
+    if idfa is not None and device.get("adTrackingEnabled") is True:
+        found.append(ExternalId(f"{kind}.idfa", idfa))
+    token = _text(device.get("token"))
+    if token is not None:
+        found.append(ExternalId(f"{kind}.push_token", token))
+
+
+def user_identifiers(
+    message: Mapping[str, Any], custom: Sequence[CustomIdentifier] = ()
+) -> list[ExternalId]:
+    """The ``users`` identifiers of ``message``, each once, in a stable order."""
+    found: list[ExternalId] = []
+    user_id = _text(message.get("userId"))
+    if user_id is not None:
+        found.append(ExternalId("user_id", user_id))
+    anonymous_id = _text(message.get("anonymousId"))
+    if anonymous_id is not None:
+        found.append(ExternalId("anonymous_id", anonymous_id))
+    email = _email(message)
+    if email is not None:
+        found.append(ExternalId("email", email))
+    context = _mapping(message.get("context"))
+    _device(context, found)
+    ga = _text(
+        _mapping(_mapping(context.get("integrations")).get("Google Analytics")).get("clientId")
+    )
+    if ga is None:
+        ga = _text(
+            _mapping(_mapping(message.get("integrations")).get("Google Analytics")).get("clientId")
+        )
+    if ga is not None:
+        found.append(ExternalId("ga_client_id", ga))
+    braze = _text(_mapping(context.get("Braze")).get("braze_id"))
+    if braze is not None:
+        found.append(ExternalId("braze_id", braze))
+    external = context.get("externalIds")
+    if isinstance(external, list):
+        for item in external:
+            entry = _mapping(item)
+            kind, value = entry.get("type"), _text(entry.get("id"))
+            if (
+                isinstance(kind, str)
+                and kind
+                and kind.lower() != "group_id"  # group_id keys the accounts collection
+                and value is not None
+                and entry.get("collection") == "users"
+                and "encoding" in entry
+            ):
+                found.append(ExternalId(kind.lower(), value))
+    for rule in custom:
+        value = _custom(message, context, rule.key)
+        if value is not None:
+            found.append(ExternalId(rule.type, value))
+    return list(dict.fromkeys(found))
+
+
+def _custom(message: Mapping[str, Any], context: Mapping[str, Any], key: str) -> str | None:
+    for holder in (message.get("traits"), context.get("traits"), message.get("properties")):
+        data = _mapping(holder)
+        for name in (key, _snake(key), _camel(key)):
+            value = _text(data.get(name))
+            if value is not None:
+                return value
+    return None
+
+
+def group_identifier(message: Mapping[str, Any]) -> ExternalId | None:
+    """The ``accounts`` identifier of a group call (``groupId``), if any."""
+    if message.get("type") != "group":
+        return None
+    group_id = _text(message.get("groupId"))
+    return ExternalId("group_id", group_id) if group_id is not None else None
