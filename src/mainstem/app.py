@@ -108,7 +108,9 @@ class App:
             await asyncio.to_thread(self._open_postgres, settings.database_url.reveal())
         else:
             self.data.root.mkdir(parents=True, exist_ok=True)
-            self.eventlog = SqliteEventLog(self.data.log, fsync=settings.fsync)
+            self.eventlog = SqliteEventLog(
+                self.data.log, fsync=settings.fsync, checkpoint_interval=1.0
+            )
             # Opening it writable once creates and migrates it; the gateway process only reads it.
             SqlitePipelineStore(self.data.pipeline, fsync=settings.fsync).close()
             self.store = SqlitePipelineStore(self.data.pipeline, readonly=True)

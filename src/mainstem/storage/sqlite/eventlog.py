@@ -38,7 +38,22 @@ class SqliteEventLog:
     """One log partition in one file. ``append`` is for the single writer thread; ``read`` may be
     called from any thread (each thread gets its own reader connection)."""
 
-    def __init__(self, path: Path, *, partition: str = "0", fsync: bool = True) -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        partition: str = "0",
+        fsync: bool = True,
+        checkpoint_interval: float | None = None,
+    ) -> None:
+        """Open (and create or migrate) the log file.
+
+        Args:
+            checkpoint_interval: for the appending process: move WAL checkpoints off the commit
+                path onto a thread that runs a PASSIVE checkpoint this often (seconds). SQLite's
+                automatic checkpoint otherwise runs inside a commit every ~4 MB and stalls every
+                request waiting on that group.
+        """
         self.path = path
         self.partition = partition
         self._writer = connect(path, fsync=fsync)
@@ -47,6 +62,25 @@ class SqliteEventLog:
         self._readers: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
         self._closed = False
+        self._stop = threading.Event()
+        self._checkpointer: threading.Thread | None = None
+        if checkpoint_interval is not None:
+            self._writer.execute("PRAGMA wal_autocheckpoint=0")
+            self._checkpointer = threading.Thread(
+                target=self._checkpoint_loop,
+                args=(checkpoint_interval,),
+                name="log-checkpoint",
+                daemon=True,
+            )
+            self._checkpointer.start()
+
+    def _checkpoint_loop(self, interval: float) -> None:
+        conn = connect(self.path)
+        try:
+            while not self._stop.wait(interval):
+                conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        finally:
+            conn.close()
 
     def _reader(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
@@ -103,6 +137,9 @@ class SqliteEventLog:
         if self._closed:
             return
         self._closed = True
+        self._stop.set()
+        if self._checkpointer is not None:
+            self._checkpointer.join()
         with self._lock:
             for conn in self._readers:
                 conn.close()
