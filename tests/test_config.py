@@ -106,7 +106,7 @@ def test_secrets_never_print() -> None:
             "admin_token: long-enough\nsources:\n  - id: web\n    write_key: abcdefgh\n"
             "    wrte_key: x\n",
             "mainstem.yaml:5: unknown key 'wrte_key' in a source — allowed: "
-            "id, name, write_key, enabled",
+            "id, name, write_key, enabled, tracking_plan, enforcement",
         ),
         (
             "admin_token: ${NOPE}\n",
@@ -127,8 +127,8 @@ def test_secrets_never_print() -> None:
         (
             "admin_token: long-enough\nsources:\n  - id: web\n    write_key: abcdefgh\n"
             "destinations:\n  - id: hook\n",
-            "mainstem.yaml:6: destinations are not supported by this version yet — use "
-            "`destinations: []`",
+            "mainstem.yaml:6: destination 'hook' needs a type — add `type: webhook` or "
+            "`type: segment`",
         ),
         (
             "admin_token: long-enough\nadmin_token: again-long\n",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import gzip
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -476,4 +477,50 @@ def test_forwarded_for_only_from_trusted_proxies(tmp_path: Path, workspace_file:
         harness = InProcess(app, client)
         client.post("/v1/t", content=body, headers={"X-Forwarded-For": "6.6.6.6"})
         assert harness.events()[0]["context"]["ip"] == "192.0.2.50"  # untrusted peer
+        harness.close()
+
+
+def test_backpressure_answers_429_with_retry_after(tmp_path: Path, workspace_file: Path) -> None:
+    """While the log cannot commit, queued bytes grow; past max_pending_bytes new requests get
+    429 + Retry-After (the SDKs retry), and what was queued is committed once the log frees."""
+    import sqlite3
+    import threading
+
+    text = workspace_file.read_text().replace(
+        "settings:\n", "settings:\n  max_pending_bytes: 150\n"
+    )
+    workspace_file.write_text(text)
+    app = App(config.load(workspace_file), processor="none", reload_interval=0)
+    with TestClient(app) as client:
+        harness = InProcess(app, client)
+        blocker = sqlite3.connect(tmp_path / "data" / "log-0.db", isolation_level=None)
+        blocker.execute("BEGIN EXCLUSIVE")  # the log writer now waits (busy_timeout)
+        body = json.dumps({"batch": [track(messageId="queued")]}).encode()
+        assert len(body) > 75
+        answers: list[int] = []
+        senders = [
+            threading.Thread(
+                target=lambda: answers.append(
+                    client.post("/v1/batch", content=body, headers=basic(WRITE_KEY)).status_code
+                )
+            )
+            for _ in range(2)
+        ]
+        for sender in senders:
+            sender.start()
+        deadline = time.monotonic() + 20
+        while app.committer is None or app.committer.pending_bytes < 2 * len(body):
+            assert time.monotonic() < deadline, "requests never queued"
+            time.sleep(0.01)
+        refused = client.post("/v1/batch", content=body, headers=basic(WRITE_KEY))
+        assert refused.status_code == 429
+        assert refused.headers["retry-after"] == "1"
+        assert refused.headers["x-ratelimit-reset"] == "1"
+        assert refused.json()["code"] == "rate_limited"
+        blocker.execute("ROLLBACK")
+        blocker.close()
+        for sender in senders:
+            sender.join(30)
+        assert answers == [200, 200]
+        assert [m["messageId"] for m in harness.events()] == ["queued"]  # deduped copy of two
         harness.close()

@@ -19,7 +19,11 @@ from typing import Any
 import yaml
 
 from mainstem import settings as settings_mod
+from mainstem.destinations import spec as destination_spec
 from mainstem.errors import ConfigError
+from mainstem.plans import attachment
+from mainstem.plans.enforcement import Enforcement
+from mainstem.plans.model import TrackingPlan
 from mainstem.secret import Secret
 
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -33,6 +37,8 @@ class Source:
     name: str
     write_key: Secret
     enabled: bool = True
+    tracking_plan: TrackingPlan | None = None
+    enforcement: Enforcement = Enforcement()
 
 
 @dataclass(frozen=True)
@@ -41,6 +47,7 @@ class Workspace:
     sources: tuple[Source, ...]
     settings: settings_mod.Settings
     path: str | None = None
+    destinations: tuple[destination_spec.Destination, ...] = ()
     flags: Mapping[str, object] = field(default_factory=dict)
     """Command-line overrides it was loaded with; a reload applies them again."""
 
@@ -79,6 +86,8 @@ class _Located:
         if isinstance(node, yaml.SequenceNode):
             return [self.build(item, f"{path}[{i}]") for i, item in enumerate(node.value)]
         assert isinstance(node, yaml.ScalarNode)
+        if node.tag == "tag:yaml.org,2002:null":  # `key:` with no value; serialize() fails on it
+            return None
         value = yaml.safe_load(yaml.serialize(node))
         if isinstance(value, str):
             value = self._interpolate(value, path)
@@ -161,16 +170,9 @@ def parse(
         )
 
     sources = _sources(doc.get("sources"), located)
-    destinations = doc.get("destinations", [])
-    if destinations is None:
-        destinations = []
-    if not isinstance(destinations, list):
-        raise located.error("destinations", "destinations must be a list (use [] for none)")
-    if destinations:
-        raise located.error(
-            "destinations[0]",
-            "destinations are not supported by this version yet — use `destinations: []`",
-        )
+    destinations = destination_spec.parse(
+        doc.get("destinations"), located.error, tuple(source.id for source in sources)
+    )
 
     raw_settings = doc.get("settings") or {}
     if not isinstance(raw_settings, dict):
@@ -182,6 +184,7 @@ def parse(
         sources=sources,
         settings=resolved,
         path=file,
+        destinations=destinations,
         flags={k: v for k, v in (flags or {}).items() if v is not None},
     )
 
@@ -201,10 +204,11 @@ def _sources(raw: object, located: _Located) -> tuple[Source, ...]:
         if not isinstance(item, dict):
             raise located.error(where, "each source must be a mapping with id, name and write_key")
         for key in item:
-            if key not in {"id", "name", "write_key", "enabled"}:
+            if key not in {"id", "name", "write_key", "enabled", *attachment.SOURCE_KEYS}:
                 raise located.error(
                     f"{where}.{key}",
-                    f"unknown key {key!r} in a source — allowed: id, name, write_key, enabled",
+                    f"unknown key {key!r} in a source — allowed: id, name, write_key, enabled, "
+                    "tracking_plan, enforcement",
                 )
         source_id = item.get("id")
         if not isinstance(source_id, str) or not _SOURCE_ID.match(source_id):
@@ -242,7 +246,19 @@ def _sources(raw: object, located: _Located) -> tuple[Source, ...]:
             raise located.error(f"{where}.enabled", "enabled must be true or false")
         seen_ids[source_id] = where
         seen_keys[key] = source_id
-        result.append(Source(id=source_id, name=name, write_key=Secret(key), enabled=enabled))
+        plan, enforcement = attachment.parse_source(item, where, located.error, located.file)
+        result.append(
+            Source(
+                id=source_id,
+                name=name,
+                write_key=Secret(key),
+                enabled=enabled,
+                tracking_plan=plan,
+                enforcement=enforcement,
+            )
+        )
+    for where, source in zip(seen_ids.values(), result, strict=True):
+        attachment.check_forwarding(source.enforcement, where, tuple(seen_ids), located.error)
     return tuple(result)
 
 

@@ -9,6 +9,7 @@
     │   └── InvalidMessage      400  a single-event request that fails validation
     ├── Unauthorized            401  unknown or disabled write key, bad admin token
     ├── NotFound                404
+    ├── TooManyRequests         429  the event log is behind; retry after ``retry_after`` seconds
     ├── RetryLater              503  storage not ready or shutting down; the client should retry
     └── ConfigError             ---  the workspace or settings are wrong; fix the file and restart
 
@@ -55,6 +56,14 @@ class Unauthorized(MainstemError):
 class NotFound(MainstemError):
     status = 404
     code = "not_found"
+
+
+class TooManyRequests(MainstemError):
+    """Backpressure: Segment's clients retry a 429 after ``Retry-After`` (reference §1.7)."""
+
+    status = 429
+    code = "rate_limited"
+    retry_after = 1
 
 
 class RetryLater(MainstemError):

@@ -32,6 +32,7 @@ from mainstem.errors import (
     NotFound,
     PayloadTooLarge,
     RetryLater,
+    TooManyRequests,
     Unauthorized,
 )
 from mainstem.forwarding import TrustedProxies
@@ -111,6 +112,7 @@ class Gateway:
         self._max_request = settings.max_request_bytes
         self._max_event = settings.max_event_bytes
         self._max_batch = settings.max_batch_events
+        self._max_pending = settings.max_pending_bytes
         self._accepted = metrics.events_accepted.add
         self._rejected = metrics.requests_rejected.add
         self._requests = metrics.requests.add
@@ -205,6 +207,11 @@ class Gateway:
         return 200
 
     async def _commit(self, record: LogRecord) -> None:
+        if self.committer.pending_bytes > self._max_pending:
+            raise TooManyRequests(
+                f"the event log is {self.committer.pending_bytes} bytes behind (limit "
+                f"{self._max_pending}) — retry after {TooManyRequests.retry_after} s"
+            )
         if not self.committer.running:
             raise RetryLater(
                 "the event log is not accepting writes (starting or stopping) — retry shortly"
@@ -466,7 +473,13 @@ async def _error(send: Send, exc: MainstemError, origin: str | None) -> None:
     body = _encode(
         {"success": False, "code": exc.code, "message": exc.message, "error": exc.message}
     )
-    extra = [(b"retry-after", b"1")] if isinstance(exc, RetryLater) else []
+    extra: list[tuple[bytes, bytes]] = []
+    if isinstance(exc, RetryLater):
+        extra = [(b"retry-after", b"1")]
+    elif isinstance(exc, TooManyRequests):
+        # Both headers mean "seconds from now" (reference §1.7); old analytics.js reads the second.
+        wait = str(exc.retry_after).encode()
+        extra = [(b"retry-after", wait), (b"x-ratelimit-reset", wait)]
     await _respond(send, exc.status, body, origin, extra)
 
 

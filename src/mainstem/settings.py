@@ -205,6 +205,14 @@ SETTINGS: tuple[Setting, ...] = (
         "N",
     ),
     Setting(
+        "max_pending_bytes",
+        256 * 1024 * 1024,
+        "Request bytes waiting for the event log before new requests get 429 with Retry-After "
+        "(backpressure instead of unbounded memory).",
+        parse_int,
+        "BYTES",
+    ),
+    Setting(
         "fsync",
         True,
         "Flush the event log to disk before answering 200 (off survives process crashes "
@@ -257,6 +265,7 @@ class Settings:
     max_event_bytes: int = 32768
     max_request_bytes: int = 512000
     max_batch_events: int = 2500
+    max_pending_bytes: int = 256 * 1024 * 1024
     fsync: bool = True
     log_level: str = "info"
     log_format: str = "text"

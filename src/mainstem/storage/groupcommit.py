@@ -44,6 +44,8 @@ class GroupCommitter:
         self._on_commit = on_commit
         self._thread = threading.Thread(target=self._run, name="log-writer", daemon=True)
         self._running = False
+        self._submitted_bytes = 0  # written by the submitting (event loop) thread only
+        self._settled_bytes = 0  # written by the writer thread only
 
     def start(self) -> None:
         self._running = True
@@ -56,12 +58,15 @@ class GroupCommitter:
     def submit(self, record: LogRecord, loop: asyncio.AbstractEventLoop) -> asyncio.Future[int]:
         """Queue ``record``; the future resolves to its seq once it is durable."""
         future: asyncio.Future[int] = loop.create_future()
+        self._submitted_bytes += len(record.body)
         self._queue.put((record, future))
         return future
 
-    def submit_nowait(self, record: LogRecord) -> None:
-        """Queue ``record`` without waiting for it (kept for the record, not acknowledged)."""
-        self._queue.put((record, None))
+    @property
+    def pending_bytes(self) -> int:
+        """Body bytes queued and not yet committed (or failed). Each counter has one writer, so
+        no lock: a reading a moment old is good enough for backpressure."""
+        return self._submitted_bytes - self._settled_bytes
 
     def stop(self) -> None:
         """Commit what is queued, then stop the writer thread. Idempotent."""
@@ -102,12 +107,15 @@ class GroupCommitter:
 
     def _commit(self, group: list[_Item]) -> None:
         started = time.perf_counter()
+        size = sum(len(record.body) for record, _ in group)
         try:
             last = self.eventlog.append([record for record, _ in group])
         except Exception as exc:
             log.exception("event log append failed for %d records", len(group))
+            self._settled_bytes += size
             _settle(group, None, exc)
             return
+        self._settled_bytes += size
         if self._on_commit is not None:
             self._on_commit(len(group), time.perf_counter() - started)
         _settle(group, last, None)

@@ -1,0 +1,12 @@
+"""Activate: routing stored events to destinations, each with its own cursor, retries and dead
+letters.
+
+* :mod:`~mainstem.destinations.spec` — the ``destinations:`` part of ``mainstem.yaml``.
+* :mod:`~mainstem.destinations.fql` — Segment's Filter Query Language (a subset).
+* :mod:`~mainstem.destinations.routing` — pure decisions: source, type, consent, integrations,
+  filters; every decision carries its reason.
+* :mod:`~mainstem.destinations.retry` — which failures are retried and how long to wait.
+* :mod:`~mainstem.destinations.state` — cursors, attempts and dead letters (``delivery.db``).
+* :mod:`~mainstem.destinations.transports` — the HTTP edge: webhook and Segment-compatible.
+* :mod:`~mainstem.destinations.courier` — one thread per destination over the event store.
+"""

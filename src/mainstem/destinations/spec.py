@@ -1,0 +1,383 @@
+"""The ``destinations:`` part of ``mainstem.yaml``: typed, validated, every error with its line.
+
+::
+
+    destinations:
+      - id: hooks
+        type: webhook                      # webhook | segment
+        enabled: true
+        name: Webhooks                     # the key the `integrations` object uses
+        sources: [web]                     # default: every source
+        consent_categories: [Analytics]    # all must be true in categoryPreferences
+        types: [track, identify]           # default: every type
+        filters:
+          - if: "type = 'track' and event = 'Debug'"
+            actions: [{type: drop}]
+        settings: {url: https://example.com/hook, secret: "${HOOK_SECRET}"}
+        batch: {size: 100, interval: 5s}
+        rate_limit: 50/s
+        retry_window: 4h
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from mainstem import settings as settings_mod
+from mainstem.destinations import fql
+from mainstem.errors import ConfigError
+from mainstem.secret import Secret
+
+Error = Callable[[str, str], ConfigError]
+"""``error(path, message)`` builds a :class:`ConfigError` pointing at the line of ``path``."""
+
+MESSAGE_TYPES = ("track", "identify", "page", "screen", "group", "alias")
+_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+_KEYS = (
+    "id",
+    "type",
+    "name",
+    "enabled",
+    "sources",
+    "consent_categories",
+    "types",
+    "filters",
+    "settings",
+    "batch",
+    "rate_limit",
+    "retry_window",
+)
+_MAX_FILTERS = 10  # Segment's limit per destination (segment-governance.md §2.2)
+_ACTIONS = ("drop", "sample", "drop_properties", "allow_properties")
+
+
+@dataclass(frozen=True, slots=True)
+class Kind:
+    """What a destination type needs in ``settings``."""
+
+    display_name: str
+    secret_key: str | None
+    secret_required: bool
+    batch_size: int
+    max_batch: int
+
+
+KINDS: dict[str, Kind] = {
+    "webhook": Kind("Webhooks", "secret", False, 1, 4000),
+    "segment": Kind("Segment", "write_key", True, 100, 500),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Action:
+    type: str
+    """One of drop, sample, drop_properties, allow_properties."""
+    percent: float = 1.0
+    path: str | None = None
+    fields: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Filter:
+    condition: str
+    expr: fql.Expr
+    actions: tuple[Action, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    url: str
+    secret: Secret | None = None
+    headers: tuple[tuple[str, str], ...] = ()
+    timeout: float = 5.0  # Segment's webhook destination waits 5 s (§8.3)
+
+
+@dataclass(frozen=True, slots=True)
+class Destination:
+    id: str
+    type: str
+    endpoint: Endpoint
+    name: str = ""
+    enabled: bool = True
+    sources: tuple[str, ...] | None = None
+    """``None``: every source."""
+    consent_categories: tuple[str, ...] = ()
+    types: tuple[str, ...] = MESSAGE_TYPES
+    filters: tuple[Filter, ...] = ()
+    batch_size: int = 1
+    batch_interval: float = 1.0
+    rate_limit: float | None = None
+    """Events per second, ``None`` for no limit."""
+    retry_window: float = 4 * 3600.0
+
+
+def parse(raw: object, error: Error, known_sources: tuple[str, ...]) -> tuple[Destination, ...]:
+    """Validate the ``destinations`` list.
+
+    Raises:
+        ConfigError: naming the line of the offending value and the fix.
+    """
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        raise error("destinations", "destinations must be a list (use [] for none)")
+    result: list[Destination] = []
+    seen: dict[str, str] = {}
+    for index, item in enumerate(raw):
+        destination = _destination(item, f"destinations[{index}]", error, known_sources)
+        if destination.id in seen:
+            raise error(
+                f"destinations[{index}].id",
+                f"destination id {destination.id!r} is used twice (also at "
+                f"{seen[destination.id]}) — ids must be unique",
+            )
+        seen[destination.id] = f"destinations[{index}]"
+        result.append(destination)
+    return tuple(result)
+
+
+def _destination(
+    item: object, where: str, error: Error, known_sources: tuple[str, ...]
+) -> Destination:
+    if not isinstance(item, dict):
+        raise error(where, "each destination must be a mapping with id, type and settings")
+    for key in item:
+        if key not in _KEYS:
+            raise error(
+                f"{where}.{key}",
+                f"unknown key {key!r} in a destination — allowed: {', '.join(_KEYS)}",
+            )
+    dest_id = item.get("id")
+    if not isinstance(dest_id, str) or not _ID.match(dest_id):
+        raise error(
+            f"{where}.id" if "id" in item else where,
+            "destination id must be lowercase letters, digits, - or _ (e.g. `id: hooks`)",
+        )
+    kind_name = item.get("type")
+    if kind_name not in KINDS:
+        raise error(
+            f"{where}.type" if "type" in item else where,
+            f"destination {dest_id!r} needs a type — add `type: webhook` or `type: segment`",
+        )
+    kind = KINDS[str(kind_name)]
+    name = item.get("name", kind.display_name)
+    if not isinstance(name, str) or not name:
+        raise error(f"{where}.name", "name must be a non-empty string")
+    sources = item.get("sources")
+    if sources is not None:
+        sources = tuple(_strings(sources, f"{where}.sources", error, "sources"))
+        for position, source in enumerate(sources):
+            if source not in known_sources:
+                raise error(
+                    f"{where}.sources[{position}]",
+                    f"destination {dest_id!r} names source {source!r}, which is not in sources "
+                    f"— use one of: {', '.join(known_sources)}",
+                )
+    types = tuple(
+        _strings(item.get("types", list(MESSAGE_TYPES)), f"{where}.types", error, "types")
+    )
+    for position, message_type in enumerate(types):
+        if message_type not in MESSAGE_TYPES:
+            raise error(
+                f"{where}.types[{position}]",
+                f"unknown message type {message_type!r} — use: {', '.join(MESSAGE_TYPES)}",
+            )
+    batch = item.get("batch") or {}
+    if not isinstance(batch, dict) or set(batch) - {"size", "interval"}:
+        raise error(f"{where}.batch", "batch must be a mapping like `{size: 100, interval: 5s}`")
+    size = _converted(
+        batch.get("size", kind.batch_size), settings_mod.parse_int, f"{where}.batch.size", error
+    )
+    if not 1 <= size <= kind.max_batch:
+        raise error(
+            f"{where}.batch.size",
+            f"batch size must be between 1 and {kind.max_batch} for {kind_name} destinations",
+        )
+    rate = item.get("rate_limit")
+    return Destination(
+        id=dest_id,
+        type=str(kind_name),
+        name=name,
+        endpoint=_endpoint(item.get("settings"), where, dest_id, kind, error),
+        enabled=_bool(item.get("enabled", True), f"{where}.enabled", error),
+        sources=sources,
+        consent_categories=tuple(
+            _strings(
+                item.get("consent_categories", []),
+                f"{where}.consent_categories",
+                error,
+                "consent_categories",
+            )
+        ),
+        types=types,
+        filters=_filters(item.get("filters", []), f"{where}.filters", error),
+        batch_size=size,
+        batch_interval=_converted(
+            batch.get("interval", 1.0),
+            settings_mod.parse_duration,
+            f"{where}.batch.interval",
+            error,
+        ),
+        rate_limit=None if rate is None else _rate(rate, f"{where}.rate_limit", error),
+        retry_window=_converted(
+            item.get("retry_window", "4h"),
+            settings_mod.parse_duration,
+            f"{where}.retry_window",
+            error,
+        ),
+    )
+
+
+def _endpoint(raw: object, where: str, dest_id: str, kind: Kind, error: Error) -> Endpoint:
+    path = f"{where}.settings"
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise error(path, "settings must be a mapping like `{url: https://...}`")
+    allowed = {"url", "headers", "timeout"} | ({kind.secret_key} if kind.secret_key else set())
+    for key in raw:
+        if key not in allowed:
+            raise error(
+                f"{path}.{key}",
+                f"unknown setting {key!r} for a {kind.display_name} destination — allowed: "
+                f"{', '.join(sorted(allowed))}",
+            )
+    url = raw.get("url")
+    if not isinstance(url, str) or not url:
+        raise error(
+            path if "url" not in raw else f"{path}.url",
+            f"destination {dest_id!r} has no url — add `url: https://...` under settings",
+        )
+    if not url.startswith(("http://", "https://")):
+        raise error(f"{path}.url", f"url must start with http:// or https://, got {url!r}")
+    secret: Secret | None = None
+    if kind.secret_key is not None:
+        value = raw.get(kind.secret_key)
+        if value is None and kind.secret_required:
+            raise error(
+                path,
+                f"destination {dest_id!r} has no {kind.secret_key} — add "
+                f"`{kind.secret_key}: ${{{dest_id.upper().replace('-', '_')}_"
+                f"{kind.secret_key.upper()}}}` under settings",
+            )
+        if value is not None:
+            if not isinstance(value, str) or not value:
+                raise error(f"{path}.{kind.secret_key}", f"{kind.secret_key} must be a string")
+            secret = Secret(value)
+    headers = raw.get("headers") or {}
+    if not isinstance(headers, dict) or not all(
+        isinstance(key, str) and isinstance(value, str) for key, value in headers.items()
+    ):
+        raise error(f"{path}.headers", "headers must be a mapping of name: string value")
+    timeout = _converted(
+        raw.get("timeout", 5.0), settings_mod.parse_duration, f"{path}.timeout", error
+    )
+    return Endpoint(url, secret, tuple(headers.items()), timeout)
+
+
+def _filters(raw: object, where: str, error: Error) -> tuple[Filter, ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        raise error(where, "filters must be a list of `{if: <FQL>, actions: [...]}`")
+    if len(raw) > _MAX_FILTERS:
+        raise error(where, f"at most {_MAX_FILTERS} filters per destination, got {len(raw)}")
+    result: list[Filter] = []
+    for index, item in enumerate(raw):
+        path = f"{where}[{index}]"
+        if not isinstance(item, dict) or set(item) - {"if", "actions"}:
+            raise error(path, "a filter is a mapping `{if: <FQL condition>, actions: [...]}`")
+        condition = item.get("if", "all")
+        if not isinstance(condition, str):
+            raise error(f"{path}.if", "if must be an FQL condition in quotes, or all")
+        try:
+            expr = fql.parse(condition)
+        except fql.FqlError as exc:
+            raise error(f"{path}.if", f"cannot parse the condition {condition!r}: {exc}") from exc
+        actions = item.get("actions")
+        if not isinstance(actions, list) or not actions:
+            raise error(
+                path if "actions" not in item else f"{path}.actions",
+                "a filter needs actions — e.g. `actions: [{type: drop}]`",
+            )
+        result.append(
+            Filter(
+                condition,
+                expr,
+                tuple(_action(a, f"{path}.actions[{i}]", error) for i, a in enumerate(actions)),
+            )
+        )
+    return tuple(result)
+
+
+def _action(raw: object, where: str, error: Error) -> Action:
+    kind = raw.get("type") if isinstance(raw, dict) else None
+    if not isinstance(raw, dict) or kind not in _ACTIONS:
+        raise error(where, f"an action needs a type — one of: {', '.join(_ACTIONS)}")
+    if kind == "drop":
+        return Action("drop")
+    if kind == "sample":
+        percent = raw.get("percent")
+        if (
+            not isinstance(percent, int | float)
+            or isinstance(percent, bool)
+            or not 0 <= percent <= 1
+        ):
+            raise error(where, "a sample action needs `percent:` between 0 and 1 (0.1 keeps 10%)")
+        path = raw.get("path")
+        if path is not None and not isinstance(path, str):
+            raise error(where, "path must be a field path like userId")
+        return Action("sample", percent=float(percent), path=path)
+    fields = raw.get("fields")
+    if not isinstance(fields, dict) or not fields:
+        raise error(
+            where,
+            f"a {kind} action needs `fields:`, a map of object path to keys — e.g. "
+            '`fields: {properties: [email], "": [userId]}`',
+        )
+    checked: dict[str, tuple[str, ...]] = {}
+    for key, names in fields.items():
+        checked[str(key)] = tuple(_strings(names, f"{where}.fields.{key}", error, "fields"))
+    return Action(str(kind), fields=checked)
+
+
+def _strings(raw: object, where: str, error: Error, name: str) -> list[str]:
+    if not isinstance(raw, list) or not all(isinstance(item, str) for item in raw):
+        raise error(where, f"{name} must be a list of strings, e.g. `{name}: [a, b]`")
+    return list(raw)
+
+
+def _bool(raw: object, where: str, error: Error) -> bool:
+    if isinstance(raw, str):  # e.g. `enabled: ${HOOKS_ENABLED:-true}`
+        with contextlib.suppress(ValueError):
+            raw = settings_mod.parse_bool(raw)
+    if not isinstance(raw, bool):
+        raise error(where, "enabled must be true or false")
+    return raw
+
+
+def _rate(raw: object, where: str, error: Error) -> float:
+    text = str(raw).strip()
+    if text.endswith("/s"):
+        text = text[:-2].strip()
+    try:
+        rate = float(text)
+    except ValueError:
+        rate = 0.0
+    if isinstance(raw, bool) or rate <= 0:
+        raise error(where, f"rate_limit must be events per second like `50/s`, got {raw!r}")
+    return rate
+
+
+def _converted(raw: object, convert: Callable[[object], Any], where: str, error: Error) -> Any:
+    try:
+        value = convert(raw)
+    except ValueError as exc:
+        raise error(where, f"{where.rsplit('.', 1)[-1]}: {exc}") from exc
+    if isinstance(value, int | float) and value < 0:
+        raise error(where, f"{where.rsplit('.', 1)[-1]} must not be negative")
+    return value
