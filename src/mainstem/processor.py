@@ -1,9 +1,10 @@
 """The processor stage: reads the event log in order and commits what it produces with its new
 offset in one transaction (DESIGN §2), so a crash replays and never doubles.
 
-Today's stages: unpack + normalize (:mod:`mainstem.intake`), messageId dedupe (inside the
-commit), event store, rejections. Later stages (tracking plans, identity, routing) slot in
-between unpack and commit.
+Today's stages: unpack + normalize (:mod:`mainstem.intake`), tracking plans
+(:mod:`mainstem.plans.governance`: violations, omissions, blocking, forwarding), messageId dedupe
+(inside the commit), event store, rejections. Later stages (identity, routing) slot in between
+unpack and commit.
 """
 
 from __future__ import annotations
@@ -11,10 +12,21 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from typing import Any
+
+import msgspec
 
 from mainstem.intake import Accepted, Limits, Outcome, Rejected, unpack
 from mainstem.logrecord import LogRecord
-from mainstem.storage import Batch, EventLog, PipelineStore, StoredEvent, StoredRejection
+from mainstem.plans.governance import Governance, SourcePlan, forwarded, violation_event
+from mainstem.storage import (
+    Batch,
+    EventLog,
+    PipelineStore,
+    StoredEvent,
+    StoredRejection,
+    StoredViolation,
+)
 from mainstem.timestamps import now_us
 
 log = logging.getLogger(__name__)
@@ -29,8 +41,10 @@ class Processor:
         limits: Limits,
         dedupe_window: float,
         batch_records: int = 256,
+        plans: tuple[SourcePlan, ...] = (),
     ) -> None:
         self.eventlog = eventlog
+        self.governance = Governance(plans) if plans else None
         self.store = store
         self.limits = limits
         self.dedupe_window = int(dedupe_window * 1_000_000)
@@ -50,21 +64,12 @@ class Processor:
                 _count_batch_outcome(batch, record.source_id, outcomes)
             for outcome in outcomes:
                 if isinstance(outcome, Accepted):
-                    msg = outcome.message
-                    batch.events.append(
-                        (
-                            record.source_id,
-                            StoredEvent(
-                                message_id=msg["messageId"],
-                                type=msg["type"],
-                                event=msg.get("event") if msg["type"] == "track" else None,
-                                user_id=msg.get("userId"),
-                                anonymous_id=msg.get("anonymousId"),
-                                received_at=record.received_at,
-                                body=outcome.body,
-                            ),
+                    if self.governance is None:
+                        batch.events.append(
+                            (record.source_id, _stored(outcome.message, record, outcome.body))
                         )
-                    )
+                    else:
+                        self._govern(batch, record, outcome, self.governance)
                 else:
                     batch.rejections.append(
                         (
@@ -83,6 +88,53 @@ class Processor:
             len(batch.rejections),
         )
         return len(records)
+
+    def _govern(
+        self, batch: Batch, record: LogRecord, outcome: Accepted, governance: Governance
+    ) -> None:
+        """Tracking plan enforcement (reference §1.5): the violations go into the same commit as
+        the event, so a replay records them once."""
+        source_id, message = record.source_id, outcome.message
+        decision = governance.decide(source_id, message)
+        if decision is None:
+            batch.events.append((source_id, _stored(message, record, outcome.body)))
+            return
+        spec = governance.sources[source_id]
+        for finding in decision.findings:
+            violation = finding.violation
+            batch.violations.append(
+                (
+                    source_id,
+                    StoredViolation(
+                        message_id=message["messageId"],
+                        received_at=record.received_at,
+                        message_type=message["type"],
+                        event=decision.name,
+                        event_version=decision.version,
+                        plan=spec.plan.name,
+                        type=violation.type,
+                        field=violation.field,
+                        description=violation.description,
+                        action=finding.action,
+                        payload=outcome.body,
+                    ),
+                )
+            )
+        target = spec.enforcement.forward_violations_to
+        if target is not None:
+            for index, finding in enumerate(decision.findings):
+                event = violation_event(spec, message, finding, index)
+                batch.events.append((target, _stored(event, record, _encode(event))))
+        if decision.message is None:
+            key = ("events_blocked", f"{source_id}/{message['type']}")
+            batch.counts[key] = batch.counts.get(key, 0) + 1
+            target = spec.enforcement.forward_blocked_to
+            if target is not None:
+                moved = forwarded(message, source_id)
+                batch.events.append((target, _stored(moved, record, _encode(moved))))
+            return
+        body = outcome.body if decision.message is message else _encode(decision.message)
+        batch.events.append((source_id, _stored(decision.message, record, body)))
 
     def _unpack(self, record: LogRecord, partition: str) -> list[Outcome]:
         """Never let one record stop the pipeline: what cannot be processed is rejected whole,
@@ -119,6 +171,21 @@ class Processor:
                 stop.wait(1.0)
             if not processed:
                 stop.wait(idle)
+
+
+_encode = msgspec.json.Encoder().encode
+
+
+def _stored(msg: dict[str, Any], record: LogRecord, body: bytes) -> StoredEvent:
+    return StoredEvent(
+        message_id=msg["messageId"],
+        type=msg["type"],
+        event=msg.get("event") if msg["type"] == "track" else None,
+        user_id=msg.get("userId"),
+        anonymous_id=msg.get("anonymousId"),
+        received_at=record.received_at,
+        body=body,
+    )
 
 
 def _count_batch_outcome(batch: Batch, source_id: str, outcomes: list[Outcome]) -> None:

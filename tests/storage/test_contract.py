@@ -4,6 +4,7 @@ joins by adding its factories to BACKENDS)."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -18,6 +19,9 @@ from mainstem.storage import (
     RejectionQuery,
     StoredEvent,
     StoredRejection,
+    StoredViolation,
+    ViolationCount,
+    ViolationQuery,
 )
 from mainstem.storage.postgres.eventlog import PostgresEventLog
 from mainstem.storage.postgres.pipeline import PostgresPipelineStore
@@ -244,3 +248,77 @@ def test_rejections_are_stored_and_counted(backend: tuple[EventLog, PipelineStor
     ]
     assert store.counters()[("events_rejected", "web/event_not_string")] == 1
     assert store.offset("0") == 3
+
+
+def violation(
+    message_id: str, received_at: int, field: str = "properties.total", **fields: object
+) -> StoredViolation:
+    return StoredViolation(
+        message_id=message_id,
+        received_at=received_at,
+        message_type="track",
+        event=str(fields.get("event", "Order Completed")),
+        event_version=2,
+        plan="web",
+        type=str(fields.get("type", "Invalid Type")),
+        field=field,
+        description="Invalid type. Expected: number, given: string",
+        action=str(fields.get("action", "allowed")),
+        payload=b'{"messageId":"%s"}' % message_id.encode(),
+    )
+
+
+def test_violations_are_committed_with_the_events(backend: tuple[EventLog, PipelineStore]) -> None:
+    _, store = backend
+    found = [
+        ("web", violation("m1", HOUR)),
+        ("web", violation("m2", HOUR + 1, "properties.sku", type="Required", action="blocked")),
+        ("web", violation("m3", 3 * HOUR + 5)),
+        ("ios", violation("m4", 3 * HOUR, event="Opened")),
+    ]
+    store.commit(Batch("0", 4, events=[("web", event("m1"))], violations=found))
+    rows = store.violations(ViolationQuery(after=0))
+    assert [(r.source_id, r.violation) for r in rows] == found
+    assert [r.violation.message_id for r in store.violations(ViolationQuery())] == [
+        "m4",
+        "m3",
+        "m2",
+        "m1",
+    ]
+    assert [r.violation.message_id for r in store.violations(ViolationQuery(type="Required"))] == [
+        "m2"
+    ]
+    assert [r.violation.message_id for r in store.violations(ViolationQuery(source="ios"))] == [
+        "m4"
+    ]
+    assert [
+        r.violation.message_id
+        for r in store.violations(ViolationQuery(event="Order Completed", since=2 * HOUR))
+    ] == ["m3"]
+    assert store.violation_counts(ViolationQuery(), HOUR) == [
+        ViolationCount("ios", "Opened", "properties.total", "Invalid Type", 3 * HOUR, 1, 3 * HOUR),
+        ViolationCount(
+            "web", "Order Completed", "properties.total", "Invalid Type", 3 * HOUR, 1, 3 * HOUR + 5
+        ),
+        ViolationCount("web", "Order Completed", "properties.sku", "Required", HOUR, 1, HOUR + 1),
+        ViolationCount("web", "Order Completed", "properties.total", "Invalid Type", HOUR, 1, HOUR),
+    ]
+    assert store.violation_counts(ViolationQuery(source="web"), 24 * HOUR) == [
+        ViolationCount(
+            "web", "Order Completed", "properties.total", "Invalid Type", 0, 2, 3 * HOUR + 5
+        ),
+        ViolationCount("web", "Order Completed", "properties.sku", "Required", 0, 1, HOUR + 1),
+    ]
+    counters = store.counters()
+    assert counters[("violations", "web/Invalid Type")] == 2
+    assert counters[("violations", "web/Required")] == 1
+    assert counters[("violations", "ios/Invalid Type")] == 1
+
+
+def test_a_failed_commit_stores_no_violations(backend: tuple[EventLog, PipelineStore]) -> None:
+    _, store = backend
+    broken = dataclasses.replace(violation("m2", HOUR), payload=object())  # type: ignore[arg-type]
+    with pytest.raises(Exception):  # noqa: B017 - any backend error will do
+        store.commit(Batch("0", 2, violations=[("web", violation("m1", HOUR)), ("web", broken)]))
+    assert store.violations(ViolationQuery()) == []
+    assert store.offset("0") == 0

@@ -16,6 +16,7 @@ from mainstem.storage import Batch, EventQuery, StoredEvent
 from mainstem.storage.postgres.connection import connect, migrate
 from mainstem.storage.postgres.eventlog import PostgresEventLog, day_partitions
 from mainstem.storage.postgres.leases import LeaseLost, WorkerLeases
+from mainstem.storage.postgres.pipeline import MIGRATIONS as PIPELINE_MIGRATIONS
 from mainstem.storage.postgres.pipeline import PostgresPipelineStore
 from mainstem.timestamps import now_us
 from tests.conftest import WORKSPACE
@@ -206,7 +207,7 @@ def test_processes_starting_together_migrate_once(postgres_url: str) -> None:
     assert errors == []
     with connect(postgres_url) as conn:
         names = [row[0] for row in conn.execute("SELECT name FROM schema_migrations")]
-    assert names == ["pipeline/0001_pipeline"]
+    assert names == ["pipeline/0001_pipeline", "pipeline/0002_violations"]
 
 
 def test_a_database_from_a_newer_version_is_refused(postgres_url: str) -> None:
@@ -214,7 +215,7 @@ def test_a_database_from_a_newer_version_is_refused(postgres_url: str) -> None:
     with connect(postgres_url) as conn:
         conn.execute("INSERT INTO schema_migrations (name) VALUES ('pipeline/9999_future')")
         with pytest.raises(ConfigError) as info:
-            migrate(conn, (("pipeline/0001_pipeline", ""),))
+            migrate(conn, PIPELINE_MIGRATIONS)
     assert str(info.value) == (
         "the database has migrations this version does not know (pipeline/9999_future) — "
         "it was written by a newer Mainstem"

@@ -4,8 +4,8 @@ Two ports, each a tiny Protocol that a backend implements file for file
 (``storage/sqlite/eventlog.py`` ↔ a future ``storage/postgres/eventlog.py``):
 
 * :class:`EventLog` — the durable, ordered log of accepted requests, written by the gateway.
-* :class:`PipelineStore` — what the processor produces (event store, rejections, dedupe memory,
-  counters) committed atomically with its position in the log.
+* :class:`PipelineStore` — what the processor produces (event store, rejections, violations,
+  dedupe memory, counters) committed atomically with its position in the log.
 """
 
 from __future__ import annotations
@@ -63,6 +63,26 @@ class StoredRejection:
     payload: bytes
 
 
+@dataclass(frozen=True, slots=True)
+class StoredViolation:
+    """One tracking-plan violation of one message (reference §1.4)."""
+
+    message_id: str
+    received_at: int
+    message_type: str
+    event: str
+    """What violations aggregate on: the track event, the page/screen name, or the type."""
+    event_version: int | None
+    plan: str
+    type: str
+    field: str
+    description: str
+    action: str
+    """``allowed``, ``omitted`` or ``blocked``."""
+    payload: bytes
+    """The offending message as it arrived (before anything was omitted)."""
+
+
 @dataclass(slots=True)
 class Batch:
     """Everything the processor produced for a run of log records, committed together."""
@@ -76,6 +96,8 @@ class Batch:
     dedupe_window: int = 86_400_000_000
     counts: dict[tuple[str, str], int] = field(default_factory=dict)
     """Further exactly-once counters to add, (name, label) → increment."""
+    violations: list[tuple[str, StoredViolation]] = field(default_factory=list)
+    """(source_id, violation), in log order."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +146,37 @@ class RejectionRow:
 
 
 @dataclass(frozen=True, slots=True)
+class ViolationQuery:
+    source: str | None = None
+    event: str | None = None
+    type: str | None = None
+    field: str | None = None
+    since: int | None = None
+    before: int | None = None
+    after: int | None = None
+    limit: int = 100
+
+
+@dataclass(frozen=True, slots=True)
+class ViolationRow:
+    seq: int
+    source_id: str
+    violation: StoredViolation
+
+
+@dataclass(frozen=True, slots=True)
+class ViolationCount:
+    source_id: str
+    event: str
+    field: str
+    type: str
+    bucket: int
+    """Start of the time bucket (µs since the epoch)."""
+    count: int
+    last_seen: int
+
+
+@dataclass(frozen=True, slots=True)
 class CommitResult:
     stored: int
     duplicates: int
@@ -136,7 +189,8 @@ class PipelineStore(Protocol):
 
     def commit(self, batch: Batch) -> CommitResult:
         """Atomically: drop duplicate messageIds (per source, within the dedupe window), store
-        the rest, store the rejections, bump the counters and move the partition's offset.
+        the rest, store the rejections and violations, bump the counters and move the
+        partition's offset.
 
         Called by the one processor that holds the partition. On failure nothing is committed
         and the processor retries the same records, so a crash never loses or doubles a row.
@@ -153,6 +207,16 @@ class PipelineStore(Protocol):
 
     def counters(self) -> dict[tuple[str, str], int]:
         """Exactly-once counters kept with the outputs: (name, label) → value."""
+        ...
+
+    def violations(self, query: ViolationQuery) -> list[ViolationRow]:
+        """Tracking-plan violations matching ``query``, ordered as :meth:`events`."""
+        ...
+
+    def violation_counts(self, query: ViolationQuery, bucket: int) -> list[ViolationCount]:
+        """Violations matching ``query`` counted per (source, event, field, type) and time
+        bucket of ``bucket`` µs, newest bucket first, then most frequent first (``limit`` and
+        the cursors do not apply)."""
         ...
 
     def expire(self, now: int, dedupe_window: int) -> int:

@@ -10,6 +10,7 @@ moved to another worker cannot commit the same records a second time.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, LiteralString
 
 from mainstem.storage import (
@@ -19,6 +20,10 @@ from mainstem.storage import (
     EventRow,
     RejectionQuery,
     RejectionRow,
+    StoredViolation,
+    ViolationCount,
+    ViolationQuery,
+    ViolationRow,
 )
 from mainstem.storage.postgres.connection import Connections, connect, migrate
 from mainstem.storage.postgres.leases import LeaseLost
@@ -81,6 +86,32 @@ MIGRATIONS = (
         )
     """,
     ),
+    (
+        "pipeline/0002_violations",
+        """
+        CREATE TABLE violations (
+            seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            source_id TEXT NOT NULL,
+            received_at BIGINT NOT NULL,
+            message_id TEXT NOT NULL,
+            message_type TEXT NOT NULL,
+            event TEXT NOT NULL,
+            event_version BIGINT,
+            plan TEXT NOT NULL,
+            type TEXT NOT NULL,
+            field TEXT NOT NULL,
+            description TEXT NOT NULL,
+            action TEXT NOT NULL,
+            payload BYTEA NOT NULL
+        );
+        CREATE INDEX violations_received_at ON violations (received_at);
+        CREATE INDEX violations_event ON violations (source_id, event, received_at)
+    """,
+    ),
+)
+_VIOLATION_COLUMNS: LiteralString = (
+    "source_id, received_at, message_id, message_type, event, event_version, plan, type, "
+    "field, description, action, payload"
 )
 
 # The insert that is also the dedupe check (as on SQLite): a new id, or one last seen before the
@@ -206,6 +237,35 @@ class PostgresPipelineStore:
                         )
                         key = ("events_rejected", f"{source_id}/{rejection.code}")
                         counts[key] = counts.get(key, 0) + 1
+            if batch.violations:
+                with (
+                    conn.cursor() as cursor,
+                    cursor.copy(
+                        f"COPY violations ({_VIOLATION_COLUMNS}) FROM STDIN (FORMAT BINARY)"
+                    ) as copy,
+                ):
+                    copy.set_types(
+                        ["text", "int8", "text", "text", "text", "int8"] + ["text"] * 5 + ["bytea"]
+                    )
+                    for source_id, v in batch.violations:
+                        copy.write_row(
+                            (
+                                source_id,
+                                v.received_at,
+                                v.message_id,
+                                v.message_type,
+                                v.event,
+                                v.event_version,
+                                v.plan,
+                                v.type,
+                                v.field,
+                                v.description,
+                                v.action,
+                                v.payload,
+                            )
+                        )
+                        key = ("violations", f"{source_id}/{v.type}")
+                        counts[key] = counts.get(key, 0) + 1
             if duplicates:
                 counts[("events_duplicate", "")] = duplicates
             if counts:
@@ -269,6 +329,56 @@ class PostgresPipelineStore:
                 bytes(payload),  # type: ignore[call-overload]
             )
             for seq, source_id, received_at, code, reason, payload in rows
+        ]
+
+    def violations(self, query: ViolationQuery) -> list[ViolationRow]:
+        where, params = _violation_filters(query)
+        order = "ASC" if query.after is not None else "DESC"
+        rows = self._conns.fetch(
+            f"SELECT seq, {_VIOLATION_COLUMNS} FROM violations {_where(where)} "
+            f"ORDER BY seq {order} LIMIT %s",
+            [*params, query.limit],
+        )
+        result = []
+        for row in rows:
+            seq, source_id, received_at, message_id, message_type, event, version = row[:7]
+            plan, kind, field, description, action, payload = row[7:]
+            violation = StoredViolation(
+                str(message_id),
+                int(str(received_at)),
+                str(message_type),
+                str(event),
+                None if version is None else int(str(version)),
+                str(plan),
+                str(kind),
+                str(field),
+                str(description),
+                str(action),
+                bytes(payload),  # type: ignore[call-overload]
+            )
+            result.append(ViolationRow(int(str(seq)), str(source_id), violation))
+        return result
+
+    def violation_counts(self, query: ViolationQuery, bucket: int) -> list[ViolationCount]:
+        where, params = _violation_filters(dataclasses.replace(query, before=None, after=None))
+        rows = self._conns.fetch(
+            "SELECT source_id, event, field, type, (received_at / %s) * %s AS bucket, "
+            f"count(*), max(received_at) FROM violations {_where(where)} "
+            "GROUP BY source_id, event, field, type, bucket "
+            "ORDER BY bucket DESC, count(*) DESC, source_id, event, field, type",
+            [bucket, bucket, *params],
+        )
+        return [
+            ViolationCount(
+                str(source_id),
+                str(event),
+                str(field),
+                str(kind),
+                int(str(start)),
+                int(str(count)),
+                int(str(last)),
+            )
+            for source_id, event, field, kind, start, count, last in rows
         ]
 
     def counters(self) -> dict[tuple[str, str], int]:
@@ -348,6 +458,19 @@ def _filters(
         ("received_at >= %s", since),
         ("seq < %s", before),
         ("seq > %s", after),
+    ):
+        if value is not None:
+            where.append(clause)
+            params.append(value)
+    return where, params
+
+
+def _violation_filters(query: ViolationQuery) -> tuple[list[LiteralString], list[Any]]:
+    where, params = _filters(query.source, query.since, query.before, query.after)
+    for clause, value in (
+        ("event = %s", query.event),
+        ("type = %s", query.type),
+        ("field = %s", query.field),
     ):
         if value is not None:
             where.append(clause)

@@ -7,6 +7,7 @@ and the same outputs are written once.
 
 from __future__ import annotations
 
+import dataclasses
 import sqlite3
 import threading
 from pathlib import Path
@@ -20,6 +21,10 @@ from mainstem.storage import (
     RejectionQuery,
     RejectionRow,
     StoredEvent,
+    StoredViolation,
+    ViolationCount,
+    ViolationQuery,
+    ViolationRow,
 )
 from mainstem.storage.sqlite.connection import connect, migrate, transaction
 
@@ -71,6 +76,32 @@ MIGRATIONS = (
         ) WITHOUT ROWID
     """,
     ),
+    (
+        "0002_violations",
+        """
+        CREATE TABLE violations (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            source_id TEXT NOT NULL,
+            received_at INTEGER NOT NULL,
+            message_id TEXT NOT NULL,
+            message_type TEXT NOT NULL,
+            event TEXT NOT NULL,
+            event_version INTEGER,
+            plan TEXT NOT NULL,
+            type TEXT NOT NULL,
+            field TEXT NOT NULL,
+            description TEXT NOT NULL,
+            action TEXT NOT NULL,
+            payload BLOB NOT NULL
+        );
+        CREATE INDEX violations_received_at ON violations (received_at);
+        CREATE INDEX violations_event ON violations (source_id, event, received_at)
+    """,
+    ),
+)
+_VIOLATION_COLUMNS = (
+    "source_id, received_at, message_id, message_type, event, event_version, plan, type, "
+    "field, description, action, payload"
 )
 
 # Remember (or refresh) a messageId; the duplicate check itself is one query per chunk.
@@ -157,6 +188,14 @@ class SqlitePipelineStore:
             for source_id, _, _, rejection in batch.rejections:
                 key = ("events_rejected", f"{source_id}/{rejection.code}")
                 counts[key] = counts.get(key, 0) + 1
+            conn.executemany(
+                f"INSERT INTO violations ({_VIOLATION_COLUMNS}) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [(source_id, *_violation_values(v)) for source_id, v in batch.violations],
+            )
+            for source_id, violation in batch.violations:
+                key = ("violations", f"{source_id}/{violation.type}")
+                counts[key] = counts.get(key, 0) + 1
             if duplicates:
                 counts[("events_duplicate", "")] = duplicates
             conn.executemany(
@@ -207,6 +246,40 @@ class SqlitePipelineStore:
             RejectionRow(seq, source_id, received_at, code, reason, bytes(payload))
             for seq, source_id, received_at, code, reason, payload in rows
         ]
+
+    def violations(self, query: ViolationQuery) -> list[ViolationRow]:
+        where, params = _violation_filters(query)
+        order = "ASC" if query.after is not None else "DESC"
+        sql = (
+            f"SELECT seq, {_VIOLATION_COLUMNS} FROM violations {_where(where)} "
+            f"ORDER BY seq {order} LIMIT ?"
+        )
+        rows = self._reader().execute(sql, [*params, query.limit])
+        return [
+            ViolationRow(
+                seq,
+                source_id,
+                StoredViolation(
+                    message_id, received_at, message_type, event, version, plan, kind, field,
+                    description, action, bytes(payload),
+                ),
+            )
+            for (
+                seq, source_id, received_at, message_id, message_type, event, version, plan,
+                kind, field, description, action, payload,
+            ) in rows
+        ]  # fmt: skip
+
+    def violation_counts(self, query: ViolationQuery, bucket: int) -> list[ViolationCount]:
+        where, params = _violation_filters(dataclasses.replace(query, before=None, after=None))
+        sql = (
+            "SELECT source_id, event, field, type, (received_at / ?) * ? AS bucket, count(*), "
+            f"max(received_at) FROM violations {_where(where)} "
+            "GROUP BY source_id, event, field, type, bucket "
+            "ORDER BY bucket DESC, count(*) DESC, source_id, event, field, type"
+        )
+        rows = self._reader().execute(sql, [bucket, bucket, *params])
+        return [ViolationCount(*row) for row in rows]
 
     def counters(self) -> dict[tuple[str, str], int]:
         rows = self._reader().execute("SELECT name, label, value FROM counters")
@@ -270,6 +343,31 @@ def _filters(
             where.append(clause)
             params.append(value)
     return where, params
+
+
+def _violation_filters(query: ViolationQuery) -> tuple[list[str], list[Any]]:
+    where, params = _filters(query.source, query.since, query.before, query.after)
+    for column, value in (("event", query.event), ("type", query.type), ("field", query.field)):
+        if value is not None:
+            where.append(f"{column} = ?")
+            params.append(value)
+    return where, params
+
+
+def _violation_values(v: StoredViolation) -> tuple[Any, ...]:
+    return (
+        v.received_at,
+        v.message_id,
+        v.message_type,
+        v.event,
+        v.event_version,
+        v.plan,
+        v.type,
+        v.field,
+        v.description,
+        v.action,
+        v.payload,
+    )
 
 
 def _where(clauses: list[str]) -> str:
