@@ -25,6 +25,7 @@ from mainstem.errors import ConfigError
 from mainstem.gateway import Gateway, Receive, Scope, Send
 from mainstem.intake import Limits, allow_deep_json
 from mainstem.metrics import Metrics
+from mainstem.plans.governance import source_plans
 from mainstem.processor import Processor
 from mainstem.storage import EventLog, PipelineStore
 from mainstem.storage.groupcommit import GroupCommitter
@@ -179,6 +180,7 @@ class App:
             PostgresPipelineStore(url) if url else SqlitePipelineStore(self.data.pipeline),
             limits=limits_of(self.workspace),
             dedupe_window=self.workspace.settings.dedupe_window,
+            plans=source_plans(self.workspace.sources),
         )
 
     def _run_processor_thread(self) -> None:

@@ -14,6 +14,7 @@ import threading
 import time
 
 from mainstem.intake import Limits
+from mainstem.plans.governance import SourcePlan
 from mainstem.processor import Processor
 from mainstem.storage.postgres.eventlog import PostgresEventLog, owner_token
 from mainstem.storage.postgres.leases import LeaseLost, WorkerLeases
@@ -32,8 +33,10 @@ class Consumer:
         dedupe_window: float,
         lease_ttl: float = 5.0,
         fsync: bool = True,
+        plans: tuple[SourcePlan, ...] = (),
     ) -> None:
         self.url = url
+        self.plans = plans
         self.owner = owner_token()
         self.limits = limits
         self.dedupe_window = dedupe_window
@@ -55,6 +58,7 @@ class Consumer:
                     self.store,
                     limits=self.limits,
                     dedupe_window=self.dedupe_window,
+                    plans=self.plans,
                 )
 
     def run(self, stop: threading.Event, *, idle: float = 0.01, expire_every: float = 60.0) -> None:

@@ -21,6 +21,7 @@ from typing import Any
 
 from mainstem.config import Workspace
 from mainstem.logs import setup_logging
+from mainstem.plans.governance import source_plans
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +44,7 @@ class ProcessorProcess:
             "warehouse": settings.warehouse.reveal(),
             "warehouse_interval": settings.warehouse_interval,
             "warehouse_batch_events": settings.warehouse_batch_events,
+            "plans": source_plans(workspace.sources),
             "parent": os.getpid(),
         }
         self._process: BaseProcess | None = None
@@ -109,6 +111,7 @@ def run(args: dict[str, Any]) -> None:
             store,
             limits=Limits(args["max_event_bytes"], args["max_batch_events"]),
             dedupe_window=args["dedupe_window"],
+            plans=args.get("plans", ()),
         )
         log.info("processor started (pid %d)", os.getpid())
         loader = warehouse.start_loader(
@@ -139,6 +142,7 @@ def _run_consumer(args: dict[str, Any], stop: threading.Event) -> None:
         dedupe_window=args["dedupe_window"],
         lease_ttl=args["lease_ttl"],
         fsync=args["fsync"],
+        plans=args.get("plans", ()),
     )
     log.info("worker started (pid %d, lease owner %s)", os.getpid(), consumer.owner)
     consumer.run(stop)
