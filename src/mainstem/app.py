@@ -23,6 +23,9 @@ from mainstem.api import build_api
 from mainstem.config import Workspace
 from mainstem.errors import ConfigError
 from mainstem.gateway import Gateway, Receive, Scope, Send
+from mainstem.identity import resolver as identity
+from mainstem.identity.sqlite import FILE_NAME as PROFILES_FILE
+from mainstem.identity.sqlite import SqliteProfileStore
 from mainstem.intake import Limits, allow_deep_json
 from mainstem.metrics import Metrics
 from mainstem.plans.governance import source_plans
@@ -83,6 +86,7 @@ class App:
         self.reload_interval = reload_interval
         self.eventlog: EventLog | None = None
         self.store: PipelineStore | None = None
+        self.profiles: SqliteProfileStore | None = None
         self.committer: GroupCommitter | None = None
         self.gateway: Gateway | None = None
         self._processor_thread: threading.Thread | None = None
@@ -115,6 +119,10 @@ class App:
             # Opening it writable once creates and migrates it; the gateway process only reads it.
             SqlitePipelineStore(self.data.pipeline, fsync=settings.fsync).close()
             self.store = SqlitePipelineStore(self.data.pipeline, readonly=True)
+            if settings.identity:
+                profiles = self.data.root / PROFILES_FILE
+                SqliteProfileStore(profiles, fsync=settings.fsync).close()
+                self.profiles = SqliteProfileStore(profiles, readonly=True)
         if self.eventlog is not None:
             self.committer = GroupCommitter(
                 self.eventlog, housekeeping=self._trim_log, on_commit=self.metrics.on_commit
@@ -168,6 +176,8 @@ class App:
             await asyncio.to_thread(self._processor_process.stop)
         if self.store is not None:
             self.store.close()
+        if self.profiles is not None:
+            self.profiles.close()
         if self.eventlog is not None:
             self.eventlog.close()
 
@@ -186,11 +196,22 @@ class App:
     def _run_processor_thread(self) -> None:
         processor = self.processor()
         loader = warehouse.start(self.workspace.settings, processor.store, self._processor_stop)
+        settings = self.workspace.settings
+        resolver = identity.start(
+            self.data.root,
+            processor.store,
+            self._processor_stop,
+            enabled=settings.identity and not settings.database_url.reveal(),
+            fsync=settings.fsync,
+            batch_events=settings.identity_batch_events,
+        )
         try:
             processor.run(self._processor_stop)
         finally:
             if loader is not None:
                 loader.join()
+            if resolver is not None:
+                resolver.join()
             processor.store.close()
 
     async def _supervise(self) -> None:

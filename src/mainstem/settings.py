@@ -246,6 +246,20 @@ SETTINGS: tuple[Setting, ...] = (
         parse_int,
         "N",
     ),
+    Setting(
+        "identity",
+        True,
+        "Resolve stored events into merged profiles in data_dir/profiles.db (the Profile API).",
+        parse_bool,
+        "BOOL",
+    ),
+    Setting(
+        "identity_batch_events",
+        10000,
+        "Most events per identity resolution batch (one transaction).",
+        parse_int,
+        "N",
+    ),
 )
 
 BY_NAME: Mapping[str, Setting] = {setting.name: setting for setting in SETTINGS}
@@ -272,6 +286,8 @@ class Settings:
     warehouse: Secret = field(default_factory=lambda: Secret("duckdb"))
     warehouse_interval: float = 5.0
     warehouse_batch_events: int = 10000
+    identity: bool = True
+    identity_batch_events: int = 10000
 
 
 def resolve(

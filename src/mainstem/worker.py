@@ -45,6 +45,8 @@ class ProcessorProcess:
             "warehouse_interval": settings.warehouse_interval,
             "warehouse_batch_events": settings.warehouse_batch_events,
             "plans": source_plans(workspace.sources),
+            "identity": settings.identity,
+            "identity_batch_events": settings.identity_batch_events,
             "parent": os.getpid(),
         }
         self._process: BaseProcess | None = None
@@ -77,6 +79,7 @@ class ProcessorProcess:
 
 def run(args: dict[str, Any]) -> None:
     """Entry point of the processor process."""
+    from mainstem.identity import resolver as identity
     from mainstem.intake import Limits, allow_deep_json
     from mainstem.processor import Processor
     from mainstem.storage.sqlite.eventlog import SqliteEventLog
@@ -121,11 +124,21 @@ def run(args: dict[str, Any]) -> None:
             interval=args["warehouse_interval"],
             batch_events=args["warehouse_batch_events"],
         )
+        resolver = identity.start(
+            root,
+            store,
+            stop,
+            enabled=args.get("identity", True),
+            fsync=args["fsync"],
+            batch_events=args.get("identity_batch_events", 10_000),
+        )
         try:
             processor.run(stop)
         finally:
             if loader is not None:
                 loader.join()  # the same stop event: it finishes its batch, then exits
+            if resolver is not None:
+                resolver.join()
             store.close()
             eventlog.close()
             log.info("processor stopped")

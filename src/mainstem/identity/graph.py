@@ -229,6 +229,12 @@ def _violation(
     """The (violation name, rule) the union of ``profiles`` and ``ids`` would break."""
     if len(profiles) == 1 and all(id in profiles[0].identifiers for id in ids):
         return None  # nothing new: the common case of a known visitor
+    if (
+        not profiles
+        and len({id.type for id in ids}) == len(ids) <= rules.max_identifiers
+        and all(rules.limit(id.type).values >= 1 for id in ids)
+    ):
+        return None  # a new profile with one value per type
     if len(profiles) > 1:
         merges = sum(p.merges for p in profiles) + len(profiles) - 1
         if merges > rules.max_merges:

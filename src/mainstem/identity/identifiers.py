@@ -44,6 +44,8 @@ class CustomIdentifier(NamedTuple):
 
 
 def _text(value: object) -> str | None:
+    if value is None:
+        return None
     if isinstance(value, bool):
         return None
     if isinstance(value, int | float):
@@ -56,8 +58,12 @@ def _text(value: object) -> str | None:
     return value
 
 
+_EMPTY: Mapping[str, Any] = {}
+
+
 def _mapping(value: object) -> Mapping[str, Any]:
-    return value if isinstance(value, Mapping) else {}
+    # Decoded JSON objects are dicts; ``isinstance(x, dict)`` is far cheaper than the ABC check.
+    return value if isinstance(value, dict) else _EMPTY
 
 
 def _snake(key: str) -> str:

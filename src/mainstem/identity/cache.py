@@ -1,0 +1,105 @@
+"""A :class:`~mainstem.identity.graph.GraphState` over a persistent store: reads fall through to
+the store, changes collect in memory until the stage commits them with its position.
+
+Pure: the store is reached through the two-method :class:`Lookup` port. After a failed commit
+the stage calls :meth:`CachedState.reset`, because the cached profiles hold changes that were
+never written.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from mainstem.identity.graph import Merge, Profile, Resolution, random_segment_id
+from mainstem.identity.identifiers import ExternalId
+
+
+class Lookup(Protocol):
+    def owner(self, id: ExternalId) -> str | None:
+        """The live profile holding ``id`` in committed state."""
+        ...
+
+    def load(self, segment_id: str) -> Profile | None:
+        """The committed live profile, or ``None``."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Placement:
+    """Where one stored event landed."""
+
+    seq: int
+    message_id: str
+    event_type: str
+    timestamp: int
+    resolution: Resolution
+
+
+@dataclass(slots=True)
+class Changes:
+    """Everything a batch changed, for one transaction."""
+
+    profiles: dict[str, Profile] = field(default_factory=dict)
+    claimed: dict[ExternalId, str] = field(default_factory=dict)
+    merges: list[Merge] = field(default_factory=list)
+    placements: list[Placement] = field(default_factory=list)
+
+
+_MISSING = ""
+
+
+class CachedState:
+    def __init__(self, lookup: Lookup, *, max_profiles: int = 200_000) -> None:
+        self.lookup = lookup
+        self.max_profiles = max_profiles
+        self._owners: dict[ExternalId, str] = {}
+        self._profiles: dict[str, Profile] = {}
+        self.changes = Changes()
+
+    def owner(self, id: ExternalId) -> str | None:
+        found = self._owners.get(id)
+        if found is None:
+            found = self.lookup.owner(id) or _MISSING
+            self._owners[id] = found
+        return found or None
+
+    def profile(self, segment_id: str) -> Profile:
+        found = self._profiles.get(segment_id)
+        if found is None:
+            found = self.lookup.load(segment_id)
+            if found is None:
+                raise KeyError(segment_id)
+            self._profiles[segment_id] = found
+        return found
+
+    def save(self, profile: Profile, claimed: Iterable[ExternalId]) -> None:
+        self._profiles[profile.segment_id] = profile
+        self.changes.profiles[profile.segment_id] = profile
+        for id in claimed:
+            self._owners[id] = profile.segment_id
+            self.changes.claimed[id] = profile.segment_id
+
+    def retire(self, merge: Merge) -> None:
+        self._profiles.pop(merge.segment_id, None)
+        self.changes.profiles.pop(merge.segment_id, None)
+        self.changes.merges.append(merge)
+
+    def new_segment_id(self, collection: str) -> str:
+        return random_segment_id(collection)
+
+    def take(self) -> Changes:
+        """The collected changes (the caller commits them); the cache keeps its contents
+        unless it has grown past ``max_profiles``."""
+        changes, self.changes = self.changes, Changes()
+        if len(self._profiles) > self.max_profiles or len(self._owners) > 4 * self.max_profiles:
+            self._profiles.clear()
+            self._owners.clear()
+        return changes
+
+    def reset(self) -> None:
+        """Forget everything: after a failed commit the cached profiles are ahead of the store."""
+        self._profiles.clear()
+        self._owners.clear()
+        self.changes = Changes()

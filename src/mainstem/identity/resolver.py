@@ -1,0 +1,161 @@
+"""The identity stage: the event store → the identity graph in ``profiles.db``.
+
+A downstream consumer like the warehouse loader: it keeps its own position (by event-store
+``seq``) inside the profiles store and commits it in the same transaction as the graph changes
+the batch made, so a crash replays the batch and never applies it twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import msgspec
+
+from mainstem.errors import RetryLater
+from mainstem.identity.cache import CachedState, Placement
+from mainstem.identity.graph import Event, resolve
+from mainstem.identity.identifiers import CustomIdentifier
+from mainstem.identity.rules import Rules
+from mainstem.identity.store import ProfileStore
+from mainstem.storage import EventQuery, PipelineStore
+
+log = logging.getLogger(__name__)
+
+_decode = msgspec.json.Decoder().decode
+
+
+@dataclass(frozen=True, slots=True)
+class ResolveResult:
+    events: int
+    profiles_created: int = 0
+    merges: int = 0
+    dropped: int = 0
+    last_seq: int = 0
+
+
+class Resolver:
+    """Resolves batches of stored events into ``profiles``. One per profiles store."""
+
+    def __init__(
+        self,
+        store: PipelineStore,
+        profiles: ProfileStore,
+        *,
+        rules: Rules | None = None,
+        custom: Sequence[CustomIdentifier] = (),
+        batch_events: int = 10_000,
+    ) -> None:
+        self.store = store
+        self.profiles = profiles
+        self.rules = rules or Rules()
+        self.custom = tuple(custom)
+        self.batch_events = batch_events
+        self.state = CachedState(profiles)
+        self.position: int | None = None
+
+    def run_once(self) -> ResolveResult:
+        """Resolve the next batch after the committed position; ``events == 0`` when caught up.
+
+        Raises:
+            RetryLater: the profiles store is busy or another resolver moved the position;
+                nothing was written.
+        """
+        position = self.profiles.position()
+        self.position = position
+        rows = self.store.events(EventQuery(after=position, limit=self.batch_events))
+        if not rows:
+            return ResolveResult(0, last_seq=position)
+        created = merges = dropped = 0
+        placements = self.state.changes.placements
+        try:
+            for row in rows:
+                try:
+                    message = _decode(row.body)
+                except msgspec.DecodeError:
+                    log.error("identity: stored event %d is not JSON; skipped", row.seq)
+                    continue
+                if not isinstance(message, dict):
+                    continue
+                event = Event.from_message(message, row.source_id, row.received_at, self.custom)
+                result = resolve(self.state, self.rules, event)
+                created += len(result.created)
+                merges += len(result.merges)
+                dropped += len(result.dropped)
+                placements.append(
+                    Placement(row.seq, event.message_id, event.type, event.timestamp, result)
+                )
+            last = rows[-1].seq
+            self.profiles.commit(self.state.take(), last, position)
+        except BaseException:
+            self.state.reset()
+            raise
+        self.position = last
+        return ResolveResult(len(rows), created, merges, dropped, last)
+
+    def sync(self) -> int:
+        """Resolve until caught up; returns how many events."""
+        total = 0
+        while True:
+            result = self.run_once()
+            total += result.events
+            if result.events < self.batch_events:
+                return total
+
+    def run(self, stop: threading.Event, *, interval: float = 1.0) -> None:
+        """Resolve until ``stop`` is set, waiting ``interval`` when caught up. Failures are
+        logged and retried after ``interval``; the position makes the retry exact."""
+        while not stop.is_set():
+            try:
+                if self.run_once().events >= self.batch_events:
+                    continue
+            except RetryLater as exc:
+                log.info("identity resolution postponed: %s", exc)
+            except Exception:
+                log.exception("identity resolution failed; retrying in %.1fs", interval)
+            stop.wait(interval)
+
+
+def start(
+    data_dir: Path,
+    store: PipelineStore,
+    stop: threading.Event,
+    *,
+    enabled: bool = True,
+    fsync: bool = True,
+    interval: float = 1.0,
+    batch_events: int = 10_000,
+) -> threading.Thread | None:
+    """Run a :class:`Resolver` over ``<data_dir>/profiles.db`` on a daemon thread until ``stop``
+    is set (``None`` when identity resolution is off). The caller joins the thread."""
+    if not enabled:
+        return None
+    from mainstem.identity.sqlite import FILE_NAME, SqliteProfileStore
+
+    profiles = SqliteProfileStore(data_dir / FILE_NAME, fsync=fsync)
+    resolver = Resolver(store, profiles, batch_events=batch_events)
+
+    def run() -> None:
+        log.info("identity resolver started: %s", profiles.path)
+        try:
+            resolver.run(stop, interval=interval)
+        finally:
+            profiles.close()
+
+    thread = threading.Thread(target=run, name="identity", daemon=True)
+    thread.start()
+    return thread
+
+
+def wait_until(profiles: ProfileStore, seq: int, timeout: float) -> bool:
+    """Poll until the resolver has passed ``seq`` (for tests and the CLI)."""
+    deadline = time.monotonic() + timeout
+    while profiles.position() < seq:
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True

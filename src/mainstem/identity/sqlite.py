@@ -1,0 +1,408 @@
+"""The profiles store on SQLite: ``<data_dir>/profiles.db``.
+
+One writer (the resolver thread) commits a batch of graph changes together with its position in
+the event store, so a crash replays the batch and never applies it twice. Readers (the Profile
+API, the CLI) use their own connections.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from mainstem.errors import RetryLater
+from mainstem.identity.cache import Changes
+from mainstem.identity.graph import Drop, Identifier, Merge, Profile
+from mainstem.identity.identifiers import ExternalId
+from mainstem.identity.store import PlacedEvent, Violation
+from mainstem.identity.traits import Trait
+from mainstem.storage.sqlite.connection import connect, migrate, transaction
+
+FILE_NAME = "profiles.db"
+
+MIGRATIONS = (
+    (
+        "0001_profiles",
+        """
+        CREATE TABLE position (
+            stream TEXT PRIMARY KEY,
+            seq INTEGER NOT NULL
+        );
+        CREATE TABLE profiles (
+            segment_id TEXT PRIMARY KEY,
+            collection TEXT NOT NULL,
+            created_at INTEGER NOT NULL,
+            first_message_id TEXT NOT NULL,
+            first_source_id TEXT NOT NULL,
+            updated_at INTEGER NOT NULL,
+            last_message_id TEXT NOT NULL,
+            last_source_id TEXT NOT NULL,
+            merges INTEGER NOT NULL
+        ) WITHOUT ROWID;
+        CREATE TABLE identifiers (
+            type TEXT NOT NULL,
+            value TEXT NOT NULL,
+            segment_id TEXT NOT NULL,
+            source_id TEXT NOT NULL,
+            first_message_id TEXT NOT NULL,
+            created_at INTEGER NOT NULL,
+            PRIMARY KEY (type, value)
+        ) WITHOUT ROWID;
+        CREATE INDEX identifiers_segment_id ON identifiers (segment_id);
+        CREATE TABLE traits (
+            segment_id TEXT NOT NULL,
+            key TEXT NOT NULL,
+            value BLOB NOT NULL,
+            updated_at INTEGER NOT NULL,
+            source_id TEXT NOT NULL,
+            removed INTEGER NOT NULL,
+            PRIMARY KEY (segment_id, key)
+        ) WITHOUT ROWID;
+        CREATE TABLE links (
+            segment_id TEXT NOT NULL,
+            linked TEXT NOT NULL,
+            PRIMARY KEY (segment_id, linked)
+        ) WITHOUT ROWID;
+        CREATE TABLE merges (
+            segment_id TEXT PRIMARY KEY,
+            canonical_segment_id TEXT NOT NULL,
+            message_id TEXT NOT NULL,
+            source_id TEXT NOT NULL,
+            event_type TEXT NOT NULL,
+            timestamp INTEGER NOT NULL,
+            via_type TEXT NOT NULL,
+            via_value TEXT NOT NULL,
+            rule TEXT NOT NULL
+        ) WITHOUT ROWID;
+        CREATE INDEX merges_canonical ON merges (canonical_segment_id);
+        CREATE TABLE profile_events (
+            seq INTEGER PRIMARY KEY,
+            segment_id TEXT NOT NULL,
+            message_id TEXT NOT NULL,
+            type TEXT NOT NULL,
+            timestamp INTEGER NOT NULL
+        );
+        CREATE INDEX profile_events_segment_id ON profile_events (segment_id, seq);
+        CREATE TABLE violations (
+            seq INTEGER NOT NULL,
+            message_id TEXT NOT NULL,
+            segment_id TEXT,
+            type TEXT NOT NULL,
+            value TEXT NOT NULL,
+            reason TEXT NOT NULL,
+            rule TEXT NOT NULL
+        );
+        CREATE INDEX violations_segment_id ON violations (segment_id, seq)
+    """,
+    ),
+)
+
+_STREAM = "events"
+_encode = msgspec.json.Encoder().encode
+_decode = msgspec.json.Decoder().decode
+
+
+class SqliteProfileStore:
+    """Writes come from the one resolver thread; reads from any thread (own connections)."""
+
+    def __init__(self, path: Path, *, fsync: bool = True, readonly: bool = False) -> None:
+        self.path = path
+        self._writer: sqlite3.Connection | None = None
+        if not readonly:
+            self._writer = connect(path, fsync=fsync)
+            migrate(self._writer, MIGRATIONS)
+        self._local = threading.local()
+        self._readers: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def _reader(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = connect(self.path, readonly=True)
+            self._local.conn = conn
+            with self._lock:
+                self._readers.append(conn)
+        return conn
+
+    def _conn(self) -> sqlite3.Connection:
+        """The writer for the resolver's own lookups (it sees its committed state), else a
+        reader."""
+        return self._writer if self._writer is not None else self._reader()
+
+    def position(self) -> int:
+        row = self._conn().execute("SELECT seq FROM position WHERE stream = ?", (_STREAM,))
+        found = row.fetchone()
+        return int(found[0]) if found else 0
+
+    def owner(self, id: ExternalId) -> str | None:
+        row = (
+            self._conn()
+            .execute("SELECT segment_id FROM identifiers WHERE type = ? AND value = ?", id)
+            .fetchone()
+        )
+        return str(row[0]) if row else None
+
+    def load(self, segment_id: str) -> Profile | None:
+        conn = self._conn()
+        row = conn.execute(
+            "SELECT collection, created_at, first_message_id, first_source_id, updated_at, "
+            "last_message_id, last_source_id, merges FROM profiles WHERE segment_id = ?",
+            (segment_id,),
+        ).fetchone()
+        if row is None:
+            return None
+        profile = Profile(
+            segment_id=segment_id,
+            collection=row[0],
+            created_at=row[1],
+            first_message_id=row[2],
+            first_source_id=row[3],
+            updated_at=row[4],
+            last_message_id=row[5],
+            last_source_id=row[6],
+            merges=row[7],
+        )
+        for type, value, source_id, first_message_id, created_at in conn.execute(
+            "SELECT type, value, source_id, first_message_id, created_at FROM identifiers "
+            "WHERE segment_id = ? ORDER BY created_at, type, value",
+            (segment_id,),
+        ):
+            key = ExternalId(type, value)
+            profile.identifiers[key] = Identifier(key, source_id, first_message_id, created_at)
+        for key, value, updated_at, source_id, removed in conn.execute(
+            "SELECT key, value, updated_at, source_id, removed FROM traits WHERE segment_id = ?",
+            (segment_id,),
+        ):
+            profile.traits[key] = Trait(_decode(value), updated_at, source_id, bool(removed))
+        profile.links = {
+            linked
+            for (linked,) in conn.execute(
+                "SELECT linked FROM links WHERE segment_id = ?", (segment_id,)
+            )
+        }
+        return profile
+
+    def commit(self, changes: Changes, position: int, expected: int) -> None:
+        assert self._writer is not None, "opened read-only"
+        try:
+            with transaction(self._writer) as conn:
+                current = self.position()
+                if current != expected:
+                    raise RetryLater(
+                        f"profiles.db: the resolver position is {current}, expected {expected} "
+                        "— another resolver is running on this data directory"
+                    )
+                _write(conn, changes)
+                conn.execute(
+                    "INSERT INTO position (stream, seq) VALUES (?, ?) "
+                    "ON CONFLICT (stream) DO UPDATE SET seq = excluded.seq",
+                    (_STREAM, position),
+                )
+        except sqlite3.OperationalError as exc:
+            raise RetryLater(f"profiles.db: {exc}") from exc
+
+    def canonical(self, segment_id: str) -> str | None:
+        conn = self._conn()
+        seen = set()
+        while segment_id not in seen:
+            seen.add(segment_id)
+            row = conn.execute(
+                "SELECT canonical_segment_id FROM merges WHERE segment_id = ?", (segment_id,)
+            ).fetchone()
+            if row is None:
+                break
+            segment_id = row[0]
+        found = conn.execute(
+            "SELECT 1 FROM profiles WHERE segment_id = ?", (segment_id,)
+        ).fetchone()
+        return segment_id if found else None
+
+    def members(self, segment_id: str) -> list[str]:
+        rows = self._conn().execute(
+            "WITH RECURSIVE m(id) AS (SELECT ? UNION "
+            "SELECT merges.segment_id FROM merges JOIN m ON merges.canonical_segment_id = m.id) "
+            "SELECT id FROM m",
+            (segment_id,),
+        )
+        return [row[0] for row in rows]
+
+    def events(
+        self, segment_ids: list[str], *, limit: int, before: int | None = None
+    ) -> list[PlacedEvent]:
+        marks = ",".join("?" * len(segment_ids))
+        params: list[Any] = [*segment_ids]
+        where = f"segment_id IN ({marks})"
+        if before is not None:
+            where += " AND seq < ?"
+            params.append(before)
+        rows = self._conn().execute(
+            "SELECT seq, segment_id, message_id, type, timestamp FROM profile_events "
+            f"WHERE {where} ORDER BY seq DESC LIMIT ?",
+            (*params, limit),
+        )
+        return [PlacedEvent(*row) for row in rows]
+
+    def merges(self, segment_ids: list[str]) -> list[Merge]:
+        marks = ",".join("?" * len(segment_ids))
+        rows = self._conn().execute(
+            "SELECT segment_id, canonical_segment_id, message_id, source_id, event_type, "
+            f"timestamp, via_type, via_value, rule FROM merges "
+            f"WHERE canonical_segment_id IN ({marks}) ORDER BY timestamp, segment_id",
+            segment_ids,
+        )
+        return [
+            Merge(
+                segment_id=row[0],
+                canonical_segment_id=row[1],
+                message_id=row[2],
+                source_id=row[3],
+                event_type=row[4],
+                timestamp=row[5],
+                via=ExternalId(row[6], row[7]),
+                rule=row[8],
+            )
+            for row in rows
+        ]
+
+    def violations(self, segment_ids: list[str], limit: int = 100) -> list[Violation]:
+        marks = ",".join("?" * len(segment_ids))
+        rows = self._conn().execute(
+            "SELECT seq, message_id, segment_id, type, value, reason, rule FROM violations "
+            f"WHERE segment_id IN ({marks}) ORDER BY seq LIMIT ?",
+            (*segment_ids, limit),
+        )
+        return [
+            Violation(row[0], row[1], row[2], Drop(ExternalId(row[3], row[4]), row[5], row[6]))
+            for row in rows
+        ]
+
+    def count(self) -> dict[str, int]:
+        rows = self._conn().execute(
+            "SELECT collection, count(*) FROM profiles GROUP BY collection ORDER BY collection"
+        )
+        return {collection: n for collection, n in rows}
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        with self._lock:
+            for conn in self._readers:
+                conn.close()
+            self._readers.clear()
+        if self._writer is not None:
+            self._writer.close()
+
+
+def _write(conn: sqlite3.Connection, changes: Changes) -> None:
+    for merge in changes.merges:
+        conn.execute(
+            "INSERT OR REPLACE INTO merges VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                merge.segment_id,
+                merge.canonical_segment_id,
+                merge.message_id,
+                merge.source_id,
+                merge.event_type,
+                merge.timestamp,
+                merge.via.type,
+                merge.via.value,
+                merge.rule,
+            ),
+        )
+        conn.execute("DELETE FROM profiles WHERE segment_id = ?", (merge.segment_id,))
+        conn.execute("DELETE FROM traits WHERE segment_id = ?", (merge.segment_id,))
+        conn.execute("DELETE FROM links WHERE segment_id = ?", (merge.segment_id,))
+    profiles = changes.profiles.values()
+    conn.executemany(
+        "INSERT OR REPLACE INTO profiles VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            (
+                p.segment_id,
+                p.collection,
+                p.created_at,
+                p.first_message_id,
+                p.first_source_id,
+                p.updated_at,
+                p.last_message_id,
+                p.last_source_id,
+                p.merges,
+            )
+            for p in profiles
+        ],
+    )
+    conn.executemany(
+        "INSERT OR REPLACE INTO identifiers VALUES (?, ?, ?, ?, ?, ?)",
+        _identifier_rows(changes),
+    )
+    conn.executemany(
+        "INSERT OR REPLACE INTO traits VALUES (?, ?, ?, ?, ?, ?)",
+        [
+            (p.segment_id, key, _encode(t.value), t.updated_at, t.source_id, int(t.removed))
+            for p in profiles
+            for key, t in p.traits.items()
+        ],
+    )
+    linked = [p for p in profiles if p.links]
+    conn.executemany(
+        "INSERT OR IGNORE INTO links VALUES (?, ?)",
+        [(p.segment_id, other) for p in linked for other in p.links],
+    )
+    for p in linked:
+        marks = ",".join("?" * len(p.links))
+        conn.execute(
+            f"DELETE FROM links WHERE segment_id = ? AND linked NOT IN ({marks})",
+            (p.segment_id, *p.links),
+        )
+    conn.executemany(
+        "INSERT OR REPLACE INTO profile_events VALUES (?, ?, ?, ?, ?)",
+        [
+            (
+                placed.seq,
+                placed.resolution.segment_id or placed.resolution.account_id,
+                placed.message_id,
+                placed.event_type,
+                placed.timestamp,
+            )
+            for placed in changes.placements
+            if placed.resolution.segment_id or placed.resolution.account_id
+        ],
+    )
+    conn.executemany(
+        "INSERT INTO violations VALUES (?, ?, ?, ?, ?, ?, ?)",
+        [
+            (
+                placed.seq,
+                placed.message_id,
+                placed.resolution.segment_id,
+                drop.id.type,
+                drop.id.value,
+                drop.reason,
+                drop.rule,
+            )
+            for placed in changes.placements
+            for drop in placed.resolution.dropped
+        ],
+    )
+
+
+def _identifier_rows(changes: Changes) -> Iterable[tuple[str, str, str, str, str, int]]:
+    for id, segment_id in changes.claimed.items():
+        profile = changes.profiles.get(segment_id)
+        identifier = profile.identifiers.get(id) if profile is not None else None
+        if identifier is None:  # claimed by a profile merged away later in the batch
+            continue
+        yield (
+            id.type,
+            id.value,
+            segment_id,
+            identifier.source_id,
+            identifier.first_message_id,
+            identifier.created_at,
+        )

@@ -1,0 +1,87 @@
+"""The profiles store port: what identity resolution and the Profile API need from a database.
+
+A backend (``identity/sqlite.py`` now, PostgreSQL next) keeps live profiles, their identifiers,
+traits (each with the event time of its value), links, the merge history, where every event
+landed, and the resolver's position in the event store — committed together.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from mainstem.identity.cache import Changes
+from mainstem.identity.graph import Drop, Merge, Profile
+from mainstem.identity.identifiers import ExternalId
+
+
+@dataclass(frozen=True, slots=True)
+class PlacedEvent:
+    seq: int
+    segment_id: str
+    """The profile at ingestion; resolve it through the merges for today's profile."""
+    message_id: str
+    type: str
+    timestamp: int
+
+
+@dataclass(frozen=True, slots=True)
+class Violation:
+    seq: int
+    message_id: str
+    segment_id: str | None
+    drop: Drop
+
+
+class ProfileStore(Protocol):
+    def position(self) -> int:
+        """The last event-store seq whose effects are committed (0 when none)."""
+        ...
+
+    def owner(self, id: ExternalId) -> str | None:
+        """The live profile holding ``id``."""
+        ...
+
+    def load(self, segment_id: str) -> Profile | None:
+        """The live profile with identifiers, traits and links; ``None`` when unknown or merged
+        away."""
+        ...
+
+    def commit(self, changes: Changes, position: int, expected: int) -> None:
+        """Atomically write ``changes`` and move the position from ``expected`` to ``position``.
+
+        Raises:
+            RetryLater: the position is not ``expected`` (another resolver moved it) or the
+                database is busy; nothing was written and the caller resets its cache.
+        """
+        ...
+
+    def canonical(self, segment_id: str) -> str | None:
+        """The live profile ``segment_id`` belongs to now, following merges."""
+        ...
+
+    def members(self, segment_id: str) -> list[str]:
+        """``segment_id`` and every profile merged into it, recursively."""
+        ...
+
+    def events(
+        self, segment_ids: list[str], *, limit: int, before: int | None = None
+    ) -> list[PlacedEvent]:
+        """Events placed on any of ``segment_ids``, newest seq first, below ``before``."""
+        ...
+
+    def merges(self, segment_ids: list[str]) -> list[Merge]:
+        """Merges into any of ``segment_ids``, oldest first."""
+        ...
+
+    def violations(self, segment_ids: list[str], limit: int = 100) -> list[Violation]:
+        """Identifiers dropped by merge protection on events placed on ``segment_ids``."""
+        ...
+
+    def count(self) -> dict[str, int]:
+        """Live profiles per collection."""
+        ...
+
+    def close(self) -> None:
+        """Idempotent."""
+        ...

@@ -1,0 +1,167 @@
+"""The identity stage over the real event store and a real profiles.db."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from mainstem.errors import RetryLater
+from mainstem.identity.cache import Changes
+from mainstem.identity.graph import VALUE_LIMIT, Drop, Profile
+from mainstem.identity.identifiers import ExternalId
+from mainstem.identity.resolver import Resolver
+from mainstem.identity.sqlite import SqliteProfileStore
+from mainstem.identity.store import PlacedEvent, Violation
+
+from .conftest import Pipeline
+from .helpers import message
+
+STORY: list[dict[str, Any]] = [
+    message("page", 1, 0, anonymousId="phone"),
+    message("identify", 2, 1, anonymousId="phone", userId="u1", traits={"email": "ann@x.com"}),
+    message("page", 3, 2, anonymousId="laptop"),
+    message("track", 4, 3, anonymousId="laptop", userId="u1", event="Bought"),
+    message("identify", 5, 4, userId="u2", traits={"email": "ann@x.com", "name": "Bo"}),
+    message("group", 6, 5, userId="u1", groupId="g1", traits={"name": "Initech"}),
+]
+
+
+def _graph(profiles: SqliteProfileStore) -> dict[str, list[str]]:
+    """Live user profiles, keyed by their user_id, with their identifiers."""
+    graph = {}
+    for type, value in [("user_id", "u1"), ("user_id", "u2")]:
+        segment_id = profiles.owner(ExternalId(type, value))
+        assert segment_id is not None
+        profile = profiles.load(segment_id)
+        assert profile is not None
+        graph[value] = sorted(str(key) for key in profile.identifiers)
+    return graph
+
+
+EXPECTED = {
+    "u1": ["anonymous_id:laptop", "anonymous_id:phone", "email:ann@x.com", "user_id:u1"],
+    "u2": ["user_id:u2"],
+}
+
+
+def _profile(profiles: SqliteProfileStore, id: ExternalId) -> Profile:
+    segment_id = profiles.owner(id)
+    assert segment_id is not None
+    profile = profiles.load(segment_id)
+    assert profile is not None
+    return profile
+
+
+def test_the_resolver_builds_and_persists_the_graph(
+    pipeline: Pipeline, profiles: SqliteProfileStore
+) -> None:
+    pipeline.send(STORY)
+    resolver = Resolver(pipeline.store, profiles)
+    assert resolver.sync() == 6
+    assert _graph(profiles) == EXPECTED
+    u1 = _profile(profiles, ExternalId("user_id", "u1"))
+    u2 = _profile(profiles, ExternalId("user_id", "u2"))
+    account = _profile(profiles, ExternalId("group_id", "g1"))
+    assert (u1.merges, u1.first_message_id, u1.last_message_id) == (1, "m1", "m6")
+    assert {k: t.value for k, t in u2.traits.items()} == {"email": "ann@x.com", "name": "Bo"}
+    assert {k: t.value for k, t in account.traits.items()} == {"name": "Initech"}
+    assert (u1.links, account.links) == ({account.segment_id}, {u1.segment_id})
+    [merge] = profiles.merges(profiles.members(u1.segment_id))
+    assert (merge.canonical_segment_id, merge.message_id, merge.via, merge.rule) == (
+        u1.segment_id,
+        "m4",
+        ExternalId("anonymous_id", "laptop"),
+        "anonymous_id: 5 ever",
+    )
+    assert profiles.canonical(merge.segment_id) == u1.segment_id
+    assert sorted(profiles.members(u1.segment_id)) == sorted([u1.segment_id, merge.segment_id])
+    placed = profiles.events(profiles.members(u1.segment_id), limit=10)
+    assert [(e.message_id, e.type) for e in placed] == [
+        ("m6", "group"),
+        ("m4", "track"),
+        ("m3", "page"),
+        ("m2", "identify"),
+        ("m1", "page"),
+    ]
+    assert [e.segment_id for e in placed if e.message_id == "m3"] == [merge.segment_id]
+    assert profiles.violations([u2.segment_id]) == [
+        Violation(
+            5,
+            "m5",
+            u2.segment_id,
+            Drop(ExternalId("email", "ann@x.com"), VALUE_LIMIT, "user_id: 1 ever"),
+        )
+    ]
+    assert profiles.count() == {"accounts": 1, "users": 2}
+    assert profiles.position() == 6
+    assert resolver.run_once().events == 0
+
+
+def test_a_restarted_resolver_continues_from_the_stored_graph(
+    pipeline: Pipeline, profiles: SqliteProfileStore
+) -> None:
+    pipeline.send(STORY[:3])
+    assert Resolver(pipeline.store, profiles).sync() == 3
+    pipeline.send(STORY[3:])
+    assert Resolver(pipeline.store, profiles, batch_events=2).sync() == 3
+    assert _graph(profiles) == EXPECTED
+    assert profiles.position() == 6
+
+
+class FailingCommit:
+    """A real profiles store whose next commit fails after writing, like a crash before
+    COMMIT (the transaction rolls back)."""
+
+    def __init__(self, store: SqliteProfileStore) -> None:
+        self.store = store
+        self.fail = True
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.store, name)
+
+    def commit(self, changes: Changes, position: int, expected: int) -> None:
+        if self.fail:
+            self.fail = False
+            raise RetryLater("disk went away")
+        self.store.commit(changes, position, expected)
+
+
+def test_a_failed_commit_is_replayed_exactly_once(
+    pipeline: Pipeline, profiles: SqliteProfileStore
+) -> None:
+    pipeline.send(STORY)
+    flaky = FailingCommit(profiles)
+    resolver = Resolver(pipeline.store, flaky)  # type: ignore[arg-type]
+    with pytest.raises(RetryLater, match="disk went away"):
+        resolver.run_once()
+    assert profiles.position() == 0
+    assert profiles.count() == {}
+    assert resolver.sync() == 6
+    assert _graph(profiles) == EXPECTED
+    u1 = _profile(profiles, ExternalId("user_id", "u1"))
+    assert u1.merges == 1
+    assert len(profiles.events(profiles.members(u1.segment_id), limit=100)) == 5
+
+
+def test_a_second_resolver_with_a_stale_position_writes_nothing(
+    pipeline: Pipeline, profiles: SqliteProfileStore
+) -> None:
+    pipeline.send(STORY)
+    with pytest.raises(RetryLater) as caught:
+        profiles.commit(Changes(), 6, 3)
+    assert caught.value.message == (
+        "profiles.db: the resolver position is 0, expected 3 — another resolver is running on "
+        "this data directory"
+    )
+    assert profiles.position() == 0
+
+
+def test_events_without_identifiers_are_not_placed(
+    pipeline: Pipeline, profiles: SqliteProfileStore
+) -> None:
+    pipeline.send([message("track", 1, anonymousId="null", event="X")])
+    assert Resolver(pipeline.store, profiles).sync() == 1
+    assert profiles.count() == {}
+    assert profiles.position() == 1
+    assert PlacedEvent(1, "x", "m1", "track", 0).seq == 1
