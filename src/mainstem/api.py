@@ -16,9 +16,10 @@ from fastapi.responses import JSONResponse, Response
 
 from mainstem import __version__, timestamps
 from mainstem.errors import MainstemError, RequestError, Unauthorized
+from mainstem.plans import report as violations_report
 from mainstem.secret import Secret
 from mainstem.settings import parse_duration
-from mainstem.storage import EventQuery, PipelineStore, RejectionQuery
+from mainstem.storage import EventQuery, PipelineStore, RejectionQuery, ViolationQuery
 
 _encode = msgspec.json.Encoder().encode
 MAX_LIMIT = 1000
@@ -178,6 +179,26 @@ def build_api(
             for row in rows
         ]
         return _page(data, rows[-1].seq if rows else None, limit, query.after)
+
+    @app.get("/api/v1/violations", summary="Tracking-plan violations: counts over time, samples")
+    def list_violations(
+        request: Request,
+        source: str | None = None,
+        event: str | None = None,
+        type: str | None = None,
+        field: str | None = None,
+        since: str = violations_report.DEFAULT_SINCE,
+        bucket: str = violations_report.DEFAULT_BUCKET,
+        samples: Annotated[int, Query(ge=0, le=violations_report.MAX_SAMPLES)] = 5,
+    ) -> Response:
+        authorize(request)
+        query = ViolationQuery(
+            source=source, event=event, type=type, field=field, since=parse_since(since)
+        )
+        body = violations_report.report(
+            store(), query, violations_report.bucket_us(bucket), samples
+        )
+        return Response(_encode(body), media_type="application/json")
 
     @app.get("/health", summary="Ready when storage is open", tags=["operations"])
     def get_health() -> JSONResponse:

@@ -21,6 +21,7 @@ from typing import Any, Literal
 from mainstem import config, timestamps
 from mainstem.api import build_api
 from mainstem.config import Workspace
+from mainstem.destinations import courier as delivery
 from mainstem.errors import ConfigError
 from mainstem.gateway import Gateway, Receive, Scope, Send
 from mainstem.identity import resolver as identity
@@ -205,11 +206,18 @@ class App:
             fsync=settings.fsync,
             batch_events=settings.identity_batch_events,
         )
+        deliveries = delivery.start(
+            () if self.workspace.settings.database_url.reveal() else self.workspace.destinations,
+            processor.store,
+            self.data.root,
+            self._processor_stop,
+        )
         try:
             processor.run(self._processor_stop)
         finally:
             if loader is not None:
                 loader.join()
+            deliveries()
             if resolver is not None:
                 resolver.join()
             processor.store.close()

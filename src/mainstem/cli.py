@@ -415,3 +415,8 @@ from mainstem.warehouse.cli import query_command, warehouse_app  # noqa: E402
 
 app.add_typer(warehouse_app, name="warehouse")
 app.command("query")(query_command)
+
+from mainstem.plans.cli import plan_app, violations_command  # noqa: E402
+
+app.add_typer(plan_app, name="plan")
+app.command("violations")(violations_command)

@@ -48,6 +48,7 @@ class ProcessorProcess:
             "identity": settings.identity,
             "identity_batch_events": settings.identity_batch_events,
             "parent": os.getpid(),
+            "destinations": workspace.destinations,
         }
         self._process: BaseProcess | None = None
 
@@ -79,6 +80,7 @@ class ProcessorProcess:
 
 def run(args: dict[str, Any]) -> None:
     """Entry point of the processor process."""
+    from mainstem.destinations import courier
     from mainstem.identity import resolver as identity
     from mainstem.intake import Limits, allow_deep_json
     from mainstem.processor import Processor
@@ -132,11 +134,14 @@ def run(args: dict[str, Any]) -> None:
             fsync=args["fsync"],
             batch_events=args.get("identity_batch_events", 10_000),
         )
+        # each destination: its own thread and cursor over the event store (docs/destinations.md)
+        deliveries = courier.start(args.get("destinations", ()), store, root, stop)
         try:
             processor.run(stop)
         finally:
             if loader is not None:
                 loader.join()  # the same stop event: it finishes its batch, then exits
+            deliveries()
             if resolver is not None:
                 resolver.join()
             store.close()

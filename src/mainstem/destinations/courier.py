@@ -1,0 +1,267 @@
+"""Delivery: one courier per destination, each with its own thread, cursor and retry clock.
+
+A courier reads the event store after its own cursor (it never touches the processor's commit),
+routes each event (:mod:`~mainstem.destinations.routing`), sends full batches — or a partial
+one once it has waited ``batch.interval`` — one request at a time (concurrency 1 keeps per-user
+order), and moves its cursor only after the destination accepted the batch, or after the batch
+became dead letters: discarded by a 4xx, or still failing when ``retry_window`` ran out. A
+courier waiting out a backoff holds nothing another courier needs, so one slow or failing
+destination never delays another (DESIGN.md §2).
+
+At-least-once: a batch in flight when ``stop`` is set is not acknowledged and is sent again
+after a restart.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import msgspec
+
+from mainstem.destinations import retry, routing, transports
+from mainstem.destinations.spec import Destination
+from mainstem.destinations.state import (
+    FILE_NAME,
+    Attempt,
+    DeadLetter,
+    DeliveryState,
+    SqliteDeliveryState,
+)
+from mainstem.storage import EventQuery, EventRow, PipelineStore
+
+log = logging.getLogger(__name__)
+
+Step = Literal["idle", "waiting", "filtered", "delivered", "dead", "stopped"]
+_SCAN = 1000
+_decode = msgspec.json.Decoder().decode
+_encode = msgspec.json.Encoder().encode
+
+
+@dataclass(frozen=True, slots=True)
+class Timing:
+    """Backoff and polling; tests shrink them, production keeps the defaults."""
+
+    backoff_base: float = 1.0
+    backoff_cap: float = 300.0
+    poll: float = 0.5
+
+
+@dataclass(frozen=True, slots=True)
+class _Item:
+    row: EventRow
+    message: dict[str, Any]
+
+
+class Courier:
+    def __init__(
+        self,
+        destination: Destination,
+        store: PipelineStore,
+        state: DeliveryState,
+        transport: transports.Transport,
+        stop: threading.Event,
+        *,
+        timing: Timing = Timing(),
+        rng: random.Random | None = None,
+    ) -> None:
+        self.destination = destination
+        self.store = store
+        self.state = state
+        self.transport = transport
+        self.stop = stop
+        self.timing = timing
+        self.rng = rng or random.Random()
+        self._waiting_since: float | None = None
+        self._next_send = 0.0
+        self.last_error: str | None = None
+
+    def run(self) -> None:
+        """Deliver until ``stop`` is set; errors of our own are logged and retried."""
+        while not self.stop.is_set():
+            try:
+                step = self.run_once()
+            except Exception:
+                log.exception("destination %s: delivery step failed", self.destination.id)
+                step = "idle"
+            if step in {"idle", "waiting"}:
+                self.stop.wait(self.timing.poll)
+
+    def run_once(self) -> Step:
+        """Handle the next batch after the cursor."""
+        dest = self.destination
+        cursor = self.state.cursor(dest.id)
+        rows = self.store.events(EventQuery(after=cursor, limit=_SCAN))
+        if not rows:
+            self._waiting_since = None
+            return "idle"
+        batch: list[_Item] = []
+        last, filtered = cursor, 0
+        for row in rows:
+            decision = self._decide(row)
+            last = row.seq
+            if decision.message is None:
+                filtered += 1
+            else:
+                batch.append(_Item(row, decision.message))
+                if len(batch) >= dest.batch_size:
+                    break
+        if not batch:
+            self.state.advance(dest.id, last, filtered=filtered)
+            return "filtered"
+        if len(batch) < dest.batch_size and len(rows) < _SCAN:
+            now = time.monotonic()
+            if self._waiting_since is None:
+                self._waiting_since = now
+            if now - self._waiting_since < dest.batch_interval:
+                return "waiting"
+        self._waiting_since = None
+        return self._deliver(batch, last, filtered)
+
+    def _decide(self, row: EventRow) -> routing.Decision:
+        try:
+            message = _decode(row.body)
+        except msgspec.DecodeError as exc:
+            return routing.Decision(False, f"stored event {row.seq} is not JSON: {exc}")
+        if not isinstance(message, dict):
+            return routing.Decision(False, f"stored event {row.seq} is not a JSON object")
+        return routing.route(message, row.source_id, self.destination, rng=self.rng)
+
+    def _deliver(self, batch: list[_Item], last: int, filtered: int) -> Step:
+        dest = self.destination
+        first_seq = batch[0].row.seq
+        messages = [item.message for item in batch]
+        started = time.monotonic()
+        attempt = 0
+        while True:
+            if self._next_send > time.monotonic() and self.stop.wait(
+                self._next_send - time.monotonic()
+            ):
+                return "stopped"
+            attempt += 1
+            response = self.transport.send(messages)
+            if dest.rate_limit is not None:
+                self._next_send = time.monotonic() + len(batch) / dest.rate_limit
+            verdict = retry.classify(response)
+            record = Attempt(
+                dest.id,
+                first_seq,
+                last,
+                len(batch),
+                attempt,
+                "delivered",
+                response.status,
+                "" if verdict == "ok" else response.describe(),
+            )
+            if verdict == "ok":
+                self.last_error = None
+                self.state.advance(
+                    dest.id, last, attempt=record, delivered=len(batch), filtered=filtered
+                )
+                return "delivered"
+            self.last_error = response.describe()
+            if verdict == "discard":
+                reason = f"discarded: {response.describe()}"
+                return self._dead(batch, last, filtered, record, reason)
+            wait = retry.delay(
+                attempt,
+                response,
+                time.time(),
+                self.rng,
+                base=self.timing.backoff_base,
+                cap=self.timing.backoff_cap,
+            )
+            if time.monotonic() - started + wait > dest.retry_window:
+                reason = (
+                    f"retry window {dest.retry_window:g}s ran out after {attempt} attempt(s): "
+                    f"{response.describe()}"
+                )
+                return self._dead(batch, last, filtered, record, reason)
+            log.info(
+                "destination %s: attempt %d failed (%s); retrying in %.1fs",
+                dest.id,
+                attempt,
+                response.describe(),
+                wait,
+            )
+            self.state.record(_replace_outcome(record, "retry"))
+            if self.stop.wait(wait):
+                return "stopped"
+
+    def _dead(
+        self, batch: list[_Item], last: int, filtered: int, record: Attempt, reason: str
+    ) -> Step:
+        dest = self.destination
+        log.warning("destination %s: %d event(s) dead-lettered: %s", dest.id, len(batch), reason)
+        dead = [
+            DeadLetter(
+                dest.id,
+                item.row.seq,
+                item.row.source_id,
+                item.row.received_at,
+                _encode(item.message),
+                reason,
+            )
+            for item in batch
+        ]
+        self.state.advance(
+            dest.id, last, attempt=_replace_outcome(record, "dead"), filtered=filtered, dead=dead
+        )
+        return "dead"
+
+
+def _replace_outcome(record: Attempt, outcome: str) -> Attempt:
+    return Attempt(
+        record.destination,
+        record.first_seq,
+        record.last_seq,
+        record.events,
+        record.attempt,
+        outcome,
+        record.status,
+        record.error,
+    )
+
+
+def state_for(data_dir: Path, *, readonly: bool = False) -> SqliteDeliveryState:
+    return SqliteDeliveryState(data_dir / FILE_NAME, readonly=readonly)
+
+
+def start(
+    destinations: Sequence[Destination],
+    store: PipelineStore,
+    data_dir: Path,
+    stop: threading.Event,
+    *,
+    timing: Timing = Timing(),
+) -> Callable[[], None]:
+    """Start one daemon thread per enabled destination; returns ``join`` (waits for the threads
+    to see ``stop`` and closes the state)."""
+    enabled = [destination for destination in destinations if destination.enabled]
+    if not enabled:
+        return lambda: None
+    state = state_for(data_dir)
+    threads: list[tuple[threading.Thread, transports.Transport]] = []
+    for destination in enabled:
+        transport = transports.for_destination(destination)
+        courier = Courier(destination, store, state, transport, stop, timing=timing)
+        thread = threading.Thread(
+            target=courier.run, name=f"destination-{destination.id}", daemon=True
+        )
+        thread.start()
+        threads.append((thread, transport))
+        log.info("destination %s (%s) started", destination.id, destination.type)
+
+    def join() -> None:
+        for thread, transport in threads:
+            thread.join()
+            transport.close()
+        state.close()
+
+    return join

@@ -1,0 +1,333 @@
+"""Delivery state: each destination's cursor over the event store, its attempts and dead letters.
+
+:class:`DeliveryState` is the port; :class:`SqliteDeliveryState` keeps it in
+``<data_dir>/delivery.db``, apart from the pipeline database so delivery never contends with the
+processor's commits. A PostgreSQL version implements the same Protocol.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+FILE_NAME = "delivery.db"
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """One request to a destination (or a batch that was only filtered: ``outcome="filtered"``)."""
+
+    destination: str
+    first_seq: int
+    last_seq: int
+    events: int
+    attempt: int
+    outcome: str
+    """``delivered``, ``retry``, ``dead``, ``filtered`` or ``replayed``."""
+    status: int | None = None
+    error: str = ""
+    at: float = 0.0
+    """Epoch seconds."""
+    id: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    destination: str
+    seq: int
+    source_id: str
+    received_at: int
+    body: bytes
+    """The message as it was to be sent (after filters)."""
+    reason: str
+    at: float = 0.0
+    id: int = 0
+    replayed_at: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    """A destination's position and running totals."""
+
+    destination: str
+    cursor: int = 0
+    delivered: int = 0
+    filtered: int = 0
+    dead: int = 0
+    retries: int = 0
+    updated_at: float = 0.0
+
+
+class DeliveryState(Protocol):
+    def cursor(self, destination: str) -> int:
+        """The last event-store seq fully handled for ``destination`` (0 when none)."""
+        ...
+
+    def advance(
+        self,
+        destination: str,
+        seq: int,
+        *,
+        attempt: Attempt | None = None,
+        delivered: int = 0,
+        filtered: int = 0,
+        dead: Sequence[DeadLetter] = (),
+    ) -> None:
+        """Atomically move the cursor to ``seq``, add the totals, record ``attempt`` and the
+        dead letters. On failure nothing changed and the batch is sent again (at-least-once)."""
+        ...
+
+    def record(self, attempt: Attempt) -> None:
+        """Record a failed attempt that will be retried; the cursor stays."""
+        ...
+
+    def progress(self) -> list[Progress]:
+        """Every destination that has state, by id."""
+        ...
+
+    def attempts(
+        self, destination: str | None = None, *, failed: bool = False, limit: int = 100
+    ) -> list[Attempt]:
+        """Newest first; ``failed`` keeps retries and dead batches."""
+        ...
+
+    def dead_letters(
+        self, destination: str, *, pending: bool = True, limit: int = 1000, after: int = 0
+    ) -> list[DeadLetter]:
+        """Oldest first after id ``after``; ``pending`` leaves out the replayed ones."""
+        ...
+
+    def mark_replayed(self, ids: Sequence[int]) -> None: ...
+
+    def close(self) -> None:
+        """Idempotent."""
+        ...
+
+
+_MIGRATIONS: list[tuple[str, str]] = [
+    (
+        "0001_initial",
+        """
+        CREATE TABLE cursors (
+            destination TEXT PRIMARY KEY,
+            seq INTEGER NOT NULL DEFAULT 0,
+            delivered INTEGER NOT NULL DEFAULT 0,
+            filtered INTEGER NOT NULL DEFAULT 0,
+            dead INTEGER NOT NULL DEFAULT 0,
+            retries INTEGER NOT NULL DEFAULT 0,
+            updated_at REAL NOT NULL DEFAULT 0
+        );
+        CREATE TABLE attempts (
+            id INTEGER PRIMARY KEY,
+            destination TEXT NOT NULL,
+            first_seq INTEGER NOT NULL,
+            last_seq INTEGER NOT NULL,
+            events INTEGER NOT NULL,
+            attempt INTEGER NOT NULL,
+            outcome TEXT NOT NULL,
+            status INTEGER,
+            error TEXT NOT NULL DEFAULT '',
+            at REAL NOT NULL
+        );
+        CREATE INDEX attempts_by_destination ON attempts (destination, id);
+        CREATE TABLE dead_letters (
+            id INTEGER PRIMARY KEY,
+            destination TEXT NOT NULL,
+            seq INTEGER NOT NULL,
+            source_id TEXT NOT NULL,
+            received_at INTEGER NOT NULL,
+            body BLOB NOT NULL,
+            reason TEXT NOT NULL,
+            at REAL NOT NULL,
+            replayed_at REAL
+        );
+        CREATE INDEX dead_letters_by_destination ON dead_letters (destination, id);
+        """,
+    ),
+]
+
+_ATTEMPT_COLUMNS = "destination, first_seq, last_seq, events, attempt, outcome, status, error, at"
+_KEEP_ATTEMPTS = 10_000  # per destination; older rows are trimmed as new ones arrive
+
+
+class SqliteDeliveryState:
+    """Thread-safe: destination threads share one connection behind a lock (writes are tiny
+    and rare next to the HTTP calls they record)."""
+
+    def __init__(self, path: Path, *, readonly: bool = False) -> None:
+        self.path = path
+        if readonly:
+            self._conn = sqlite3.connect(
+                f"file:{path}?mode=ro", uri=True, isolation_level=None, check_same_thread=False
+            )
+        else:
+            self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute("PRAGMA busy_timeout=10000")
+        self._lock = threading.Lock()
+        self._closed = False
+        if not readonly:
+            self._migrate()
+
+    def _migrate(self) -> None:
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                self._conn.execute(
+                    "CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY, "
+                    "applied_at REAL NOT NULL)"
+                )
+                done = {row[0] for row in self._conn.execute("SELECT name FROM schema_migrations")}
+                for name, script in _MIGRATIONS:
+                    if name in done:
+                        continue
+                    for statement in script.split(";"):
+                        if statement.strip():
+                            self._conn.execute(statement)
+                    self._conn.execute(
+                        "INSERT INTO schema_migrations VALUES (?, ?)", (name, time.time())
+                    )
+                self._conn.execute("COMMIT")
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+
+    def cursor(self, destination: str) -> int:
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT seq FROM cursors WHERE destination = ?", (destination,)
+            ).fetchone()
+        return int(row[0]) if row else 0
+
+    def advance(
+        self,
+        destination: str,
+        seq: int,
+        *,
+        attempt: Attempt | None = None,
+        delivered: int = 0,
+        filtered: int = 0,
+        dead: Sequence[DeadLetter] = (),
+    ) -> None:
+        now = time.time()
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                self._conn.execute(
+                    "INSERT INTO cursors (destination, seq, delivered, filtered, dead, updated_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (destination) DO UPDATE SET "
+                    "seq = excluded.seq, delivered = delivered + excluded.delivered, "
+                    "filtered = filtered + excluded.filtered, dead = dead + excluded.dead, "
+                    "updated_at = excluded.updated_at",
+                    (destination, seq, delivered, filtered, len(dead), now),
+                )
+                if attempt is not None:
+                    self._insert_attempt(attempt, now)
+                self._conn.executemany(
+                    "INSERT INTO dead_letters (destination, seq, source_id, received_at, body, "
+                    "reason, at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    [
+                        (d.destination, d.seq, d.source_id, d.received_at, d.body, d.reason, now)
+                        for d in dead
+                    ],
+                )
+                self._conn.execute("COMMIT")
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+
+    def record(self, attempt: Attempt) -> None:
+        now = time.time()
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                self._insert_attempt(attempt, now)
+                self._conn.execute(
+                    "INSERT INTO cursors (destination, retries, updated_at) VALUES (?, 1, ?) "
+                    "ON CONFLICT (destination) DO UPDATE SET retries = retries + 1, "
+                    "updated_at = excluded.updated_at",
+                    (attempt.destination, now),
+                )
+                self._conn.execute("COMMIT")
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+
+    def _insert_attempt(self, a: Attempt, now: float) -> None:
+        cursor = self._conn.execute(
+            f"INSERT INTO attempts ({_ATTEMPT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                a.destination,
+                a.first_seq,
+                a.last_seq,
+                a.events,
+                a.attempt,
+                a.outcome,
+                a.status,
+                a.error,
+                a.at or now,
+            ),
+        )
+        newest = cursor.lastrowid or 0
+        if newest % 1000 == 0:
+            self._conn.execute(
+                "DELETE FROM attempts WHERE destination = ? AND id <= (SELECT id FROM attempts "
+                "WHERE destination = ? ORDER BY id DESC LIMIT 1 OFFSET ?)",
+                (a.destination, a.destination, _KEEP_ATTEMPTS),
+            )
+
+    def progress(self) -> list[Progress]:
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT destination, seq, delivered, filtered, dead, retries, updated_at "
+                "FROM cursors ORDER BY destination"
+            ).fetchall()
+        return [Progress(*row) for row in rows]
+
+    def attempts(
+        self, destination: str | None = None, *, failed: bool = False, limit: int = 100
+    ) -> list[Attempt]:
+        clauses, params = [], []
+        if destination is not None:
+            clauses.append("destination = ?")
+            params.append(destination)
+        if failed:
+            clauses.append("outcome IN ('retry', 'dead')")
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        with self._lock:
+            rows = self._conn.execute(
+                f"SELECT {_ATTEMPT_COLUMNS}, id FROM attempts {where} ORDER BY id DESC LIMIT ?",
+                (*params, limit),
+            ).fetchall()
+        return [Attempt(*row) for row in rows]
+
+    def dead_letters(
+        self, destination: str, *, pending: bool = True, limit: int = 1000, after: int = 0
+    ) -> list[DeadLetter]:
+        extra = " AND replayed_at IS NULL" if pending else ""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT destination, seq, source_id, received_at, body, reason, at, id, "
+                f"replayed_at FROM dead_letters WHERE destination = ? AND id > ?{extra} "
+                "ORDER BY id LIMIT ?",
+                (destination, after, limit),
+            ).fetchall()
+        return [DeadLetter(*row) for row in rows]
+
+    def mark_replayed(self, ids: Sequence[int]) -> None:
+        now = time.time()
+        with self._lock:
+            self._conn.executemany(
+                "UPDATE dead_letters SET replayed_at = ? WHERE id = ?", [(now, i) for i in ids]
+            )
+
+    def close(self) -> None:
+        with self._lock:
+            if not self._closed:
+                self._closed = True
+                self._conn.close()
