@@ -1,0 +1,171 @@
+"""``mainstem plan …`` and ``mainstem violations``: parse, call the plans library, format."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Literal
+
+import msgspec
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from mainstem import config
+from mainstem.api import parse_since
+from mainstem.errors import MainstemError
+from mainstem.plans import report, segment_format, yaml_format
+from mainstem.plans.attachment import load_plan
+from mainstem.plans.enforcement import CompiledPlan
+from mainstem.plans.model import PlanError, TrackingPlan
+from mainstem.storage import ViolationQuery
+from mainstem.storage.sqlite.pipeline import SqlitePipelineStore
+
+plan_app = typer.Typer(
+    help="Tracking plans: check, import from and export to Segment.", no_args_is_help=True
+)
+ConfigOption = Annotated[
+    str, typer.Option("--config", "-c", envvar="MAINSTEM_CONFIG", help="Workspace file.")
+]
+DataDirOption = Annotated[
+    str | None,
+    typer.Option("--data-dir", help="Data directory (default: the workspace's data_dir setting)."),
+]
+OutputOption = Annotated[
+    Path | None, typer.Option("--output", "-o", help="Write here instead of standard output.")
+]
+_out = Console()
+_err = Console(stderr=True)
+
+
+def _fail(message: object) -> typer.Exit:
+    _err.print(f"[red]Error:[/red] {message}", markup=True, highlight=False, soft_wrap=True)
+    return typer.Exit(code=1)
+
+
+def _load(file: Path) -> TrackingPlan:
+    try:
+        return load_plan(file)
+    except PlanError as exc:
+        raise _fail(exc) from exc
+
+
+def _write(text: str, output: Path | None) -> None:
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        output.write_text(text, encoding="utf-8")
+        _err.print(f"wrote {output}", highlight=False)
+
+
+@plan_app.command("check")
+def plan_check(
+    file: Annotated[Path, typer.Argument(help="A plan: .yaml (ours) or .json (Segment export).")],
+) -> None:
+    """Check a tracking plan file; errors name the line and the fix."""
+    plan = _load(file)
+    compiled = CompiledPlan(plan)
+    kinds = [k.lower() for k in ("IDENTIFY", "GROUP", "COMMON") if plan.single(k) is not None]
+    events = len(compiled.track)
+    rules = len(plan.rules)
+    extra = f", {', '.join(kinds)}" if kinds else ""
+    typer.echo(
+        f'{file}: tracking plan "{plan.name}" is valid — {events} '
+        f"{'event' if events == 1 else 'events'}{extra} ({rules} rules)"
+    )
+
+
+@plan_app.command("import")
+def plan_import(
+    file: Annotated[Path, typer.Argument(help="A Segment Protocols export (JSON).")],
+    output: OutputOption = None,
+    name: Annotated[str | None, typer.Option(help="Plan name, if the export has none.")] = None,
+) -> None:
+    """Convert a Segment Protocols export to the readable YAML format."""
+    try:
+        text = file.read_text(encoding="utf-8")
+        plan = segment_format.loads(text, file=str(file), name=name)
+    except OSError as exc:
+        raise _fail(f"{file}: cannot read the file: {exc}") from exc
+    except PlanError as exc:
+        raise _fail(exc) from exc
+    _write(yaml_format.dumps(plan), output)
+
+
+@plan_app.command("export")
+def plan_export(
+    file: Annotated[Path, typer.Argument(help="A plan file (.yaml or .json).")],
+    format: Annotated[
+        Literal["segment", "yaml"], typer.Option("--format", help="segment (JSON) or yaml.")
+    ] = "segment",
+    output: OutputOption = None,
+) -> None:
+    """Write a plan as a Segment Protocols export (or in the YAML format)."""
+    plan = _load(file)
+    _write(segment_format.dumps(plan) if format == "segment" else yaml_format.dumps(plan), output)
+
+
+def _store(config_path: str, data_dir: str | None) -> SqlitePipelineStore:
+    if data_dir is None:
+        try:
+            data_dir = config.load(config_path).settings.data_dir
+        except MainstemError as exc:
+            if not os.environ.get("MAINSTEM_DATA_DIR"):
+                raise _fail(f"{exc} (or pass --data-dir)") from exc
+            data_dir = os.environ["MAINSTEM_DATA_DIR"]
+    path = Path(data_dir) / "pipeline.db"
+    if not path.exists():
+        raise _fail(f"no events in {data_dir} yet — start the server with `mainstem serve`")
+    return SqlitePipelineStore(path, readonly=True)
+
+
+def violations_command(
+    config_path: ConfigOption = "mainstem.yaml",
+    data_dir: DataDirOption = None,
+    source: Annotated[str | None, typer.Option(help="Only this source id.")] = None,
+    event: Annotated[str | None, typer.Option(help="Drill down: only this event.")] = None,
+    type: Annotated[
+        str | None, typer.Option("--type", help="Only this violation type, e.g. Required.")
+    ] = None,
+    field: Annotated[
+        str | None, typer.Option(help="Drill down: only this field, e.g. properties.total.")
+    ] = None,
+    since: Annotated[str, typer.Option(help="ISO time or look-back (24h, 7d).")] = "24h",
+    bucket: Annotated[str, typer.Option(help="Width of the time buckets (1h, 1d).")] = "1h",
+    samples: Annotated[
+        int, typer.Option(min=0, max=report.MAX_SAMPLES, help="Offending payloads to show.")
+    ] = 0,
+    as_json: Annotated[bool, typer.Option("--json", help="The report as JSON.")] = False,
+) -> None:
+    """Tracking-plan violations per event, field and type, with offending payloads."""
+    store = _store(config_path, data_dir)
+    try:
+        query = ViolationQuery(
+            source=source, event=event, type=type, field=field, since=parse_since(since)
+        )
+        body = report.report(store, query, report.bucket_us(bucket), samples)
+    except MainstemError as exc:
+        raise _fail(exc) from exc
+    finally:
+        store.close()
+    if as_json:
+        sys.stdout.write(msgspec.json.encode(body).decode() + "\n")
+        return
+    table = Table(box=None)
+    for column in ("count", "source", "event", "field", "type", "last seen"):
+        table.add_column(column, overflow="fold")
+    for row in body["data"]:
+        table.add_row(
+            str(row["count"]), row["source_id"], row["event"], row["field"], row["type"],
+            row["last_seen"],
+        )  # fmt: skip
+    _out.print(table)
+    _out.print(f"{body['total']} violations since {body['since']}", highlight=False)
+    for sample in body["samples"]:
+        _out.print(
+            f"\n{sample['received_at']} {sample['source_id']} {sample['message_id']} "
+            f"{sample['field']}: {sample['description']} ({sample['action']})",
+            highlight=False,
+        )
+        _out.print_json(data=sample["payload"])
