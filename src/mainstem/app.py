@@ -118,7 +118,7 @@ class App:
                 self.data.log, fsync=settings.fsync, checkpoint_interval=1.0
             )
             # Opening it writable once creates and migrates it; the gateway process only reads it.
-            SqlitePipelineStore(self.data.pipeline, fsync=settings.fsync).close()
+            SqlitePipelineStore(self.data.pipeline).close()
             self.store = SqlitePipelineStore(self.data.pipeline, readonly=True)
             if settings.identity:
                 profiles = self.data.root / PROFILES_FILE

@@ -110,7 +110,7 @@ def run(args: dict[str, Any]) -> None:
         if stop.is_set():
             return
         eventlog = SqliteEventLog(root / "log-0.db", fsync=args["fsync"])
-        store = SqlitePipelineStore(root / "pipeline.db", fsync=args["fsync"])
+        store = SqlitePipelineStore(root / "pipeline.db")
         processor = Processor(
             eventlog,
             store,

@@ -322,3 +322,30 @@ def test_a_failed_commit_stores_no_violations(backend: tuple[EventLog, PipelineS
         store.commit(Batch("0", 2, violations=[("web", violation("m1", HOUR)), ("web", broken)]))
     assert store.violations(ViolationQuery()) == []
     assert store.offset("0") == 0
+
+
+def test_violations_of_a_duplicate_message_are_not_stored_again(
+    backend: tuple[EventLog, PipelineStore],
+) -> None:
+    _, store = backend
+    first = Batch(
+        "0", 1, events=[("web", event("m1", HOUR))], violations=[("web", violation("m1", HOUR))]
+    )
+    store.commit(first)
+    retry = Batch(
+        "0",
+        2,
+        events=[("web", event("m1", 2 * HOUR)), ("web", event("m2", 2 * HOUR))],
+        violations=[
+            ("web", violation("m1", 2 * HOUR)),  # an SDK retry: the event is a duplicate
+            ("web", violation("m2", 2 * HOUR)),
+            ("web", violation("m3", 2 * HOUR, action="blocked")),  # blocked: no event
+        ],
+    )
+    store.commit(retry)
+    rows = store.violations(ViolationQuery(after=0))
+    assert [(r.violation.message_id, r.violation.received_at) for r in rows] == [
+        ("m1", HOUR),
+        ("m2", 2 * HOUR),
+        ("m3", 2 * HOUR),
+    ]

@@ -99,6 +99,20 @@ class Batch:
     violations: list[tuple[str, StoredViolation]] = field(default_factory=list)
     """(source_id, violation), in log order."""
 
+    def kept_violations(self, stored: Sequence[bool]) -> list[tuple[str, StoredViolation]]:
+        """The violations to store, given which of ``events`` were stored: not those of a
+        message whose only copies here were duplicates (an SDK retry is not a new violation).
+        Violations of blocked messages have no event and are always kept."""
+        copies: dict[tuple[str, str, int], bool] = {}
+        for (source_id, event), kept in zip(self.events, stored, strict=True):
+            key = (source_id, event.message_id, event.received_at)
+            copies[key] = copies.get(key, False) or kept
+        return [
+            (source_id, v)
+            for source_id, v in self.violations
+            if copies.get((source_id, v.message_id, v.received_at), True)
+        ]
+
 
 @dataclass(frozen=True, slots=True)
 class EventQuery:

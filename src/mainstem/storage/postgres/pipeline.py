@@ -237,7 +237,8 @@ class PostgresPipelineStore:
                         )
                         key = ("events_rejected", f"{source_id}/{rejection.code}")
                         counts[key] = counts.get(key, 0) + 1
-            if batch.violations:
+            violations = batch.kept_violations(stored_flags)
+            if violations:
                 with (
                     conn.cursor() as cursor,
                     cursor.copy(
@@ -247,7 +248,7 @@ class PostgresPipelineStore:
                     copy.set_types(
                         ["text", "int8", "text", "text", "text", "int8"] + ["text"] * 5 + ["bytea"]
                     )
-                    for source_id, v in batch.violations:
+                    for source_id, v in violations:
                         copy.write_row(
                             (
                                 source_id,

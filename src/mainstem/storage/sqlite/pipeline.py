@@ -20,7 +20,6 @@ from mainstem.storage import (
     EventRow,
     RejectionQuery,
     RejectionRow,
-    StoredEvent,
     StoredViolation,
     ViolationCount,
     ViolationQuery,
@@ -119,7 +118,17 @@ _COUNT = (
 class SqlitePipelineStore:
     """Writes come from the one processor thread; reads from any thread (own connections)."""
 
-    def __init__(self, path: Path, *, fsync: bool = True, readonly: bool = False) -> None:
+    def __init__(self, path: Path, *, fsync: bool = False, readonly: bool = False) -> None:
+        """Open (and create or migrate) the pipeline database.
+
+        Args:
+            fsync: off by default, on purpose. Everything here is derived from the event log,
+                which is durable before any 200. A power loss can roll back the last commits of
+                this WAL database (never tear one: outputs and offset stay together), and the
+                processor then redoes them from the log, deterministically, with the same seqs
+                and messageIds. Skipping the fsync makes small commits several times cheaper.
+            readonly: open for reading only (API, CLI).
+        """
         self.path = path
         self._readonly = readonly
         self._writer: sqlite3.Connection | None = None
@@ -152,7 +161,8 @@ class SqlitePipelineStore:
         assert self._writer is not None, "opened read-only"
         counts = dict(batch.counts)
         with transaction(self._writer) as conn:
-            fresh = _fresh_events(conn, batch)
+            stored = _stored_flags(conn, batch)
+            fresh = [pair for pair, keep in zip(batch.events, stored, strict=True) if keep]
             duplicates = len(batch.events) - len(fresh)
             conn.executemany(
                 _REMEMBER, [(source_id, e.message_id, e.received_at) for source_id, e in fresh]
@@ -188,12 +198,13 @@ class SqlitePipelineStore:
             for source_id, _, _, rejection in batch.rejections:
                 key = ("events_rejected", f"{source_id}/{rejection.code}")
                 counts[key] = counts.get(key, 0) + 1
+            violations = batch.kept_violations(stored)
             conn.executemany(
                 f"INSERT INTO violations ({_VIOLATION_COLUMNS}) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [(source_id, *_violation_values(v)) for source_id, v in batch.violations],
+                [(source_id, *_violation_values(v)) for source_id, v in violations],
             )
-            for source_id, violation in batch.violations:
+            for source_id, violation in violations:
                 key = ("violations", f"{source_id}/{violation.type}")
                 counts[key] = counts.get(key, 0) + 1
             if duplicates:
@@ -303,9 +314,10 @@ class SqlitePipelineStore:
             self._writer.close()
 
 
-def _fresh_events(conn: sqlite3.Connection, batch: Batch) -> list[tuple[str, StoredEvent]]:
-    """The events of ``batch`` whose (source, messageId) was not seen within the window, first
-    occurrence wins. Safe as select-then-insert: one processor writes a store at a time."""
+def _stored_flags(conn: sqlite3.Connection, batch: Batch) -> list[bool]:
+    """Which events of ``batch`` to store: those whose (source, messageId) was not seen within
+    the window, first occurrence wins. Safe as select-then-insert: one processor writes a store
+    at a time."""
     seen: dict[tuple[str, str], int] = {}
     keys = list({(source_id, e.message_id) for source_id, e in batch.events})
     for start in range(0, len(keys), _LOOKUP_CHUNK):
@@ -317,15 +329,16 @@ def _fresh_events(conn: sqlite3.Connection, batch: Batch) -> list[tuple[str, Sto
             [part for key in chunk for part in key],
         )
         seen.update(((source_id, message_id), seen_at) for source_id, message_id, seen_at in rows)
-    fresh: list[tuple[str, StoredEvent]] = []
+    flags: list[bool] = []
     for source_id, event in batch.events:
         key = (source_id, event.message_id)
         last = seen.get(key)
         if last is not None and last >= event.received_at - batch.dedupe_window:
+            flags.append(False)
             continue
         seen[key] = event.received_at
-        fresh.append((source_id, event))
-    return fresh
+        flags.append(True)
+    return flags
 
 
 def _filters(
