@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 import typer
@@ -15,15 +16,16 @@ from rich.table import Table
 from mainstem import config
 from mainstem.api import parse_since
 from mainstem.errors import MainstemError
-from mainstem.plans import report, segment_format, yaml_format
+from mainstem.plans import diff as plan_changes
+from mainstem.plans import inference, report, segment_format, yaml_format
 from mainstem.plans.attachment import load_plan
 from mainstem.plans.enforcement import CompiledPlan
 from mainstem.plans.model import PlanError, TrackingPlan
-from mainstem.storage import ViolationQuery
+from mainstem.storage import EventQuery, ViolationQuery
 from mainstem.storage.sqlite.pipeline import SqlitePipelineStore
 
 plan_app = typer.Typer(
-    help="Tracking plans: check, import from and export to Segment.", no_args_is_help=True
+    help="Tracking plans: check, import, export, infer from events, diff.", no_args_is_help=True
 )
 ConfigOption = Annotated[
     str, typer.Option("--config", "-c", envvar="MAINSTEM_CONFIG", help="Workspace file.")
@@ -104,6 +106,56 @@ def plan_export(
     """Write a plan as a Segment Protocols export (or in the YAML format)."""
     plan = _load(file)
     _write(segment_format.dumps(plan) if format == "segment" else yaml_format.dumps(plan), output)
+
+
+@plan_app.command("infer")
+def plan_infer(
+    source: Annotated[str, typer.Option(help="Draft from this source's collected events.")],
+    config_path: ConfigOption = "mainstem.yaml",
+    data_dir: DataDirOption = None,
+    since: Annotated[str, typer.Option(help="ISO time or look-back (24h, 7d).")] = "7d",
+    name: Annotated[str | None, typer.Option(help="Plan name (default: the source id).")] = None,
+    output: OutputOption = None,
+) -> None:
+    """Draft a tracking plan (YAML) from the events a source sent."""
+    store = _store(config_path, data_dir)
+    try:
+        since_us = parse_since(since)
+        messages = list(_messages(store, source, since_us))
+    except MainstemError as exc:
+        raise _fail(exc) from exc
+    finally:
+        store.close()
+    if not messages:
+        raise _fail(f"no events from source {source!r} since {since} — widen --since")
+    _write(yaml_format.dumps(inference.infer(messages, name or source)), output)
+    _err.print(f"drafted from {len(messages)} messages", highlight=False)
+
+
+@plan_app.command("diff")
+def plan_diff(
+    old: Annotated[Path, typer.Argument(help="The plan before (.yaml or .json).")],
+    new: Annotated[Path, typer.Argument(help="The plan after (.yaml or .json).")],
+    exit_code: Annotated[
+        bool, typer.Option("--exit-code", help="Exit with status 1 when the plans differ.")
+    ] = False,
+) -> None:
+    """What changed between two plans: events, properties, types, required."""
+    changes = plan_changes.diff(_load(old), _load(new))
+    for change in changes:
+        typer.echo(str(change))
+    if not changes:
+        typer.echo("no changes")
+    elif exit_code:
+        raise typer.Exit(code=1)
+
+
+def _messages(store: SqlitePipelineStore, source: str, since: int | None) -> Iterator[Any]:
+    after = 0
+    while rows := store.events(EventQuery(source=source, since=since, after=after, limit=1000)):
+        for row in rows:
+            yield msgspec.json.decode(row.body)
+        after = rows[-1].seq
 
 
 def _store(config_path: str, data_dir: str | None) -> SqlitePipelineStore:
