@@ -25,6 +25,7 @@ from mainstem.destinations import courier as delivery
 from mainstem.errors import ConfigError
 from mainstem.gateway import Gateway, Receive, Scope, Send
 from mainstem.identity import resolver as identity
+from mainstem.identity.http import build_profiles_api
 from mainstem.identity.sqlite import FILE_NAME as PROFILES_FILE
 from mainstem.identity.sqlite import SqliteProfileStore
 from mainstem.intake import Limits, allow_deep_json
@@ -98,6 +99,9 @@ class App:
         self.metrics.add_pipeline(self._counters, self.lag)
         self.api = build_api(
             self._store, lambda: self.workspace.admin_token, self.health, self.metrics.render
+        )
+        self.profiles_api = build_profiles_api(
+            lambda: self.profiles, self._store, lambda: self.workspace.admin_token
         )
 
     def _store(self) -> PipelineStore:
@@ -290,7 +294,9 @@ class App:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
-        if kind == "http" and scope["path"].startswith("/v1/"):
+        if kind == "http" and scope["path"].startswith("/v1/spaces/"):
+            await self.profiles_api(scope, receive, send)  # the Profile API, not ingest
+        elif kind == "http" and scope["path"].startswith("/v1/"):
             if self.gateway is None:
                 await _unavailable(send)
                 return
