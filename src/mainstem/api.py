@@ -6,7 +6,7 @@ as stored: the stored JSON is spliced into the answer, never re-encoded.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Annotated, Any
 
 import msgspec
@@ -15,6 +15,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 
 from mainstem import __version__, timestamps
+from mainstem.destinations import service as destination_service
+from mainstem.destinations.spec import Destination
+from mainstem.destinations.state import DeliveryState
 from mainstem.errors import MainstemError, RequestError, Unauthorized
 from mainstem.plans import report as violations_report
 from mainstem.secret import Secret
@@ -69,6 +72,7 @@ def build_api(
     admin_token: Callable[[], Secret],
     health: Callable[[], dict[str, Any]],
     metrics: Callable[[], bytes],
+    delivery: Callable[[], tuple[Sequence[Destination], DeliveryState | None]] | None = None,
 ) -> FastAPI:
     app = FastAPI(
         title="Mainstem admin API",
@@ -199,6 +203,31 @@ def build_api(
             store(), query, violations_report.bucket_us(bucket), samples
         )
         return Response(_encode(body), media_type="application/json")
+
+    def _delivery() -> tuple[Sequence[Destination], DeliveryState | None]:
+        return delivery() if delivery is not None else ((), None)
+
+    @app.get("/api/v1/destinations", summary="Destinations with their position, lag and totals")
+    def list_destinations(request: Request) -> Response:
+        authorize(request)
+        destinations, state = _delivery()
+        newest = store().events(EventQuery(limit=1))
+        rows = destination_service.overview(destinations, state, newest[0].seq if newest else 0)
+        return Response(_encode({"data": rows}), media_type="application/json")
+
+    @app.get(
+        "/api/v1/destinations/{destination_id}/deliveries",
+        summary="A destination's delivery attempts, newest first",
+    )
+    def list_deliveries(
+        request: Request, destination_id: str, failed: bool = False, limit: Limit = 100
+    ) -> Response:
+        authorize(request)
+        destinations, state = _delivery()
+        destination_service.find(destinations, destination_id)
+        attempts = state.attempts(destination_id, failed=failed, limit=limit) if state else []
+        data = [destination_service.attempt_json(attempt) for attempt in attempts]
+        return Response(_encode({"data": data}), media_type="application/json")
 
     @app.get("/health", summary="Ready when storage is open", tags=["operations"])
     def get_health() -> JSONResponse:

@@ -420,3 +420,13 @@ from mainstem.plans.cli import plan_app, violations_command  # noqa: E402
 
 app.add_typer(plan_app, name="plan")
 app.command("violations")(violations_command)
+
+from mainstem.destinations.cli import (  # noqa: E402
+    deliveries_command,
+    destinations_command,
+    replay_command,
+)
+
+app.command("destinations")(destinations_command)
+app.command("deliveries")(deliveries_command)
+app.command("replay")(replay_command)

@@ -38,7 +38,7 @@ class Source:
     write_key: Secret
     enabled: bool = True
     tracking_plan: TrackingPlan | None = None
-    enforcement: Enforcement = Enforcement()
+    enforcement: Enforcement = field(default_factory=Enforcement)
 
 
 @dataclass(frozen=True)
