@@ -22,6 +22,9 @@ from mainstem import config, timestamps
 from mainstem.api import build_api
 from mainstem.config import Workspace
 from mainstem.destinations import courier as delivery
+from mainstem.destinations import service as delivery_service
+from mainstem.destinations.metrics import DeliveryCollector
+from mainstem.destinations.state import DeliveryState
 from mainstem.errors import ConfigError
 from mainstem.gateway import Gateway, Receive, Scope, Send
 from mainstem.identity import resolver as identity
@@ -32,7 +35,7 @@ from mainstem.intake import Limits, allow_deep_json
 from mainstem.metrics import Metrics
 from mainstem.plans.governance import source_plans
 from mainstem.processor import Processor
-from mainstem.storage import EventLog, PipelineStore
+from mainstem.storage import EventLog, EventQuery, PipelineStore
 from mainstem.storage.groupcommit import GroupCommitter
 from mainstem.storage.postgres.eventlog import PostgresEventLog
 from mainstem.storage.postgres.pipeline import PostgresPipelineStore
@@ -97,12 +100,31 @@ class App:
         self._tasks: list[asyncio.Task[None]] = []
         self._ready = False
         self.metrics.add_pipeline(self._counters, self.lag)
+        self._delivery_state: DeliveryState | None = None
+        self.metrics.registry.register(DeliveryCollector(self._destination_overview))
         self.api = build_api(
-            self._store, lambda: self.workspace.admin_token, self.health, self.metrics.render
+            self._store,
+            lambda: self.workspace.admin_token,
+            self.health,
+            self.metrics.render,
+            delivery=lambda: (self.workspace.destinations, self._deliveries()),
         )
         self.profiles_api = build_profiles_api(
             lambda: self.profiles, self._store, lambda: self.workspace.admin_token
         )
+
+    def _destination_overview(self) -> list[dict[str, Any]]:
+        if not self.workspace.destinations:
+            return []
+        newest = self._store().events(EventQuery(limit=1))
+        head = newest[0].seq if newest else 0
+        return delivery_service.overview(self.workspace.destinations, self._deliveries(), head)
+
+    def _deliveries(self) -> DeliveryState | None:
+        """``delivery.db``, read-only, once the processor has created it."""
+        if self._delivery_state is None:
+            self._delivery_state = delivery_service.open_state(self.data.root)
+        return self._delivery_state
 
     def _store(self) -> PipelineStore:
         if self.store is None:
@@ -181,6 +203,8 @@ class App:
             await asyncio.to_thread(self._processor_process.stop)
         if self.store is not None:
             self.store.close()
+        if self._delivery_state is not None:
+            self._delivery_state.close()
         if self.profiles is not None:
             self.profiles.close()
         if self.eventlog is not None:
