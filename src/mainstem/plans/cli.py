@@ -16,8 +16,8 @@ from rich.table import Table
 from mainstem import config
 from mainstem.api import parse_since
 from mainstem.errors import MainstemError
+from mainstem.plans import codegen, inference, report, segment_format, yaml_format
 from mainstem.plans import diff as plan_changes
-from mainstem.plans import inference, report, segment_format, yaml_format
 from mainstem.plans.attachment import load_plan
 from mainstem.plans.enforcement import CompiledPlan
 from mainstem.plans.model import PlanError, TrackingPlan
@@ -148,6 +148,18 @@ def plan_diff(
         typer.echo("no changes")
     elif exit_code:
         raise typer.Exit(code=1)
+
+
+@plan_app.command("codegen")
+def plan_codegen(
+    file: Annotated[Path, typer.Argument(help="A plan file (.yaml or .json).")],
+    language: Annotated[
+        Literal["python"], typer.Option("--language", help="Target language (python).")
+    ] = "python",
+    output: OutputOption = None,
+) -> None:
+    """Generate a typed analytics client: one function per track event (like Typewriter)."""
+    _write(codegen.python(_load(file)), output)
 
 
 def _messages(store: SqlitePipelineStore, source: str, since: int | None) -> Iterator[Any]:
