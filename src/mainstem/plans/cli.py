@@ -16,7 +16,7 @@ from rich.table import Table
 from mainstem import config
 from mainstem.api import parse_since
 from mainstem.errors import MainstemError
-from mainstem.plans import codegen, inference, report, segment_format, yaml_format
+from mainstem.plans import codegen, inference, lint, report, segment_format, yaml_format
 from mainstem.plans import diff as plan_changes
 from mainstem.plans.attachment import load_plan
 from mainstem.plans.enforcement import CompiledPlan
@@ -25,7 +25,7 @@ from mainstem.storage import EventQuery, ViolationQuery
 from mainstem.storage.sqlite.pipeline import SqlitePipelineStore
 
 plan_app = typer.Typer(
-    help="Tracking plans: check, import, export, infer from events, diff.", no_args_is_help=True
+    help="Tracking plans: check, import, export, infer, diff, codegen, lint.", no_args_is_help=True
 )
 ConfigOption = Annotated[
     str, typer.Option("--config", "-c", envvar="MAINSTEM_CONFIG", help="Workspace file.")
@@ -160,6 +160,43 @@ def plan_codegen(
 ) -> None:
     """Generate a typed analytics client: one function per track event (like Typewriter)."""
     _write(codegen.python(_load(file)), output)
+
+
+@plan_app.command("lint")
+def plan_lint(
+    file: Annotated[Path, typer.Argument(help="The plan to check against.")],
+    paths: Annotated[list[Path], typer.Argument(help="Source files or directories to check.")],
+) -> None:
+    """Check analytics.track calls in Python, JavaScript and TypeScript code against a plan."""
+    plan = _load(file)
+    problems: list[lint.Problem] = []
+    checked = 0
+    for source in _sources(paths):
+        language = lint.language_for(source.name)
+        if language is None:
+            continue
+        checked += 1
+        problems += lint.lint(source.read_bytes(), language, plan, str(source))
+    for problem in problems:
+        typer.echo(str(problem))
+    _err.print(f"{len(problems)} problems in {checked} files", highlight=False)
+    if problems:
+        raise typer.Exit(code=1)
+
+
+_SKIP = {".git", "node_modules", ".venv", "venv", "__pycache__", "dist", "build"}
+
+
+def _sources(paths: list[Path]) -> Iterator[Path]:
+    for path in paths:
+        if path.is_dir():
+            for child in sorted(path.rglob("*")):
+                if child.is_file() and not _SKIP & set(child.relative_to(path).parts):
+                    yield child
+        elif path.exists():
+            yield path
+        else:
+            raise _fail(f"{path}: no such file or directory")
 
 
 def _messages(store: SqlitePipelineStore, source: str, since: int | None) -> Iterator[Any]:
