@@ -421,6 +421,10 @@ from mainstem.plans.cli import plan_app, violations_command  # noqa: E402
 app.add_typer(plan_app, name="plan")
 app.command("violations")(violations_command)
 
+from mainstem.identity.cli import profile_app  # noqa: E402
+
+app.add_typer(profile_app, name="profile")
+
 from mainstem.destinations.cli import (  # noqa: E402
     deliveries_command,
     destinations_command,

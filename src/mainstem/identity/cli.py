@@ -1,0 +1,159 @@
+"""``mainstem profile …``: parse, call :mod:`.report`, format."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Any
+
+import msgspec
+import typer
+from rich.console import Console
+from rich.text import Text
+from rich.tree import Tree
+
+from mainstem import config, timestamps
+from mainstem.errors import MainstemError
+from mainstem.identity import report
+from mainstem.identity.sqlite import FILE_NAME, SqliteProfileStore
+from mainstem.identity.views import metadata
+from mainstem.settings import resolve
+
+profile_app = typer.Typer(
+    help="Merged profiles from identity resolution: show and explain.", no_args_is_help=True
+)
+ConfigOption = Annotated[
+    str, typer.Option("--config", "-c", envvar="MAINSTEM_CONFIG", help="Workspace file.")
+]
+DataDirOption = Annotated[
+    str | None,
+    typer.Option("--data-dir", help="Data directory (default: the workspace's data_dir setting)."),
+]
+RefArgument = Annotated[
+    str, typer.Argument(help="type:value (user_id:123, email:a@b.com) or a segment_id.")
+]
+_out = Console()
+_err = Console(stderr=True)
+
+
+def _fail(message: object) -> typer.Exit:
+    _err.print(f"[red]Error:[/red] {message}", markup=True, highlight=False, soft_wrap=True)
+    return typer.Exit(code=1)
+
+
+def _open(config_path: str, data_dir: str | None) -> SqliteProfileStore:
+    if data_dir is None:
+        try:
+            data_dir = config.load(config_path).settings.data_dir
+        except MainstemError as exc:
+            if not os.environ.get("MAINSTEM_DATA_DIR"):
+                raise _fail(f"{exc} (or pass --data-dir)") from exc
+            data_dir = resolve(env=os.environ).data_dir
+    path = Path(data_dir) / FILE_NAME
+    if not path.exists():
+        raise _fail(
+            f"no profiles in {data_dir} yet — start the server with `mainstem serve` "
+            "(setting identity: true)"
+        )
+    return SqliteProfileStore(path, readonly=True)
+
+
+def _time(us: int) -> str:
+    return timestamps.format_us(us)
+
+
+def _show(profile: Any) -> dict[str, Any]:
+    return {
+        "segment_id": profile.segment_id,
+        "collection": profile.collection,
+        "external_ids": [
+            {"type": i.id.type, "id": i.id.value, "created_at": _time(i.created_at)}
+            for i in sorted(profile.identifiers.values(), key=lambda i: (i.created_at, i.id))
+        ],
+        "traits": {k: t.value for k, t in sorted(profile.traits.items()) if not t.removed},
+        "metadata": metadata(profile),
+        "merges": profile.merges,
+        "links": sorted(profile.links),
+    }
+
+
+@profile_app.command("show")
+def show(
+    ref: RefArgument,
+    config_path: ConfigOption = "mainstem.yaml",
+    data_dir: DataDirOption = None,
+) -> None:
+    """Print one merged profile as JSON: identifiers, traits, metadata."""
+    store = _open(config_path, data_dir)
+    try:
+        profile = report.find(store, ref)
+    except MainstemError as exc:
+        raise _fail(exc.message) from exc
+    finally:
+        store.close()
+    typer.echo(msgspec.json.format(msgspec.json.encode(_show(profile)), indent=2).decode())
+
+
+@profile_app.command("explain")
+def explain(
+    ref: RefArgument,
+    config_path: ConfigOption = "mainstem.yaml",
+    data_dir: DataDirOption = None,
+    events: Annotated[int, typer.Option(help="How many recent events to list.")] = 20,
+) -> None:
+    """Show why a profile looks the way it does: identifiers, merges, dropped identifiers,
+    links and recent events, as a tree."""
+    store = _open(config_path, data_dir)
+    try:
+        found = report.explain(store, ref, events=events)
+    except MainstemError as exc:
+        raise _fail(exc.message) from exc
+    finally:
+        store.close()
+    _out.print(_tree(found), highlight=False)
+
+
+def _tree(found: report.Explanation) -> Tree:
+    profile = found.profile
+    tree = Tree(
+        Text(
+            f"{profile.segment_id} ({profile.collection}) · first seen "
+            f"{_time(profile.created_at)} · last seen {_time(profile.updated_at)}",
+            style="bold",
+        )
+    )
+    ids = tree.add(Text(f"identifiers ({len(profile.identifiers)})"))
+    for i in sorted(profile.identifiers.values(), key=lambda i: (i.created_at, i.id)):
+        ids.add(
+            Text(
+                f"{i.id} · first seen {_time(i.created_at)} in {i.first_message_id} "
+                f"(source {i.source_id})"
+            )
+        )
+    merges = tree.add(Text(f"merges ({len(found.merges)})"))
+    for merge in found.merges:
+        merges.add(
+            Text(
+                f"{merge.segment_id} → {merge.canonical_segment_id} by {merge.event_type} "
+                f"{merge.message_id} at {_time(merge.timestamp)}: matched {merge.via} "
+                f"(within {merge.rule})"
+            )
+        )
+    dropped = tree.add(Text(f"identifiers kept out ({len(found.violations)})"))
+    for v in found.violations:
+        dropped.add(Text(f"{v.drop.id} on {v.message_id}: {v.drop.reason} ({v.drop.rule})"))
+    traits = {k: t for k, t in sorted(profile.traits.items()) if not t.removed}
+    branch = tree.add(Text(f"traits ({len(traits)})"))
+    for key, trait in traits.items():
+        value = msgspec.json.encode(trait.value).decode()
+        branch.add(Text(f"{key} = {value} · {_time(trait.updated_at)} (source {trait.source_id})"))
+    links = tree.add(Text(f"links ({len(found.links)})"))
+    for linked in found.links:
+        names = ", ".join(str(i) for i in linked.identifiers)
+        links.add(Text(f"{linked.segment_id} ({linked.collection}): {names}"))
+    recent = tree.add(Text(f"recent events ({len(found.events)})"))
+    for event in found.events:
+        recent.add(
+            Text(f"#{event.seq} {event.type} {event.message_id} at {_time(event.timestamp)}")
+        )
+    return tree
