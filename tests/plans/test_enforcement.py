@@ -346,6 +346,44 @@ CASES: list[tuple[str, dict[str, Any], Enforcement, list[tuple[str, ...]], Any]]
         "same",
     ),
     (
+        "group: unplanned traits omitted, common schema omits traits",
+        {
+            "type": "group",
+            "messageId": "m1",
+            "groupId": "g",
+            "traits": {"name": "Acme", "age": -1, "plan": "pro"},
+            "context": LIB,
+        },
+        Enforcement(group=Controls(unplanned_fields="omit", common_on_violation="omit")),
+        [
+            (
+                "Unplanned Property",
+                "traits.age",
+                "traits.age is not in the tracking plan",
+                "omitted",
+            ),
+            (
+                "Unplanned Property",
+                "traits.plan",
+                "traits.plan is not in the tracking plan",
+                "omitted",
+            ),
+        ],
+        {"traits": {"name": "Acme"}, "protocols": protocols(["age", "plan"], [], [])},
+    ),
+    (
+        "identify: the common schema omits a trait",
+        identify(email="a@b.c", age=-1),
+        Enforcement(identify=Controls(common_on_violation="omit")),
+        [("Minimum", "traits.age", "Must be greater than or equal to 0", "omitted")],
+        {
+            "traits": {"email": "a@b.c"},
+            "protocols": protocols(
+                [], ["age"], [("Minimum", "traits.age", "Must be greater than or equal to 0")]
+            ),
+        },
+    ),
+    (
         "page: only the common schema",
         {"type": "page", "name": "Home", "messageId": "m1", "properties": {}, "context": {}},
         Enforcement(track=Controls(unplanned_events="block", unplanned_fields="omit")),
