@@ -75,13 +75,13 @@ def _camel(key: str) -> str:
     return head + "".join(part.capitalize() for part in rest)
 
 
-def _email(message: Mapping[str, Any]) -> str | None:
-    context = _mapping(message.get("context"))
+def _email(message: Mapping[str, Any], context: Mapping[str, Any]) -> str | None:
     for holder in (message.get("traits"), context.get("traits"), message.get("properties")):
-        email = _text(_mapping(holder).get("email"))
-        if email is not None:
-            # Lower-cased: the Profile API is queried with lower-case ids (reference §4).
-            return email.lower()
+        if holder and isinstance(holder, dict) and "email" in holder:
+            email = _text(holder["email"])
+            if email is not None:
+                # Lower-cased: the Profile API is queried with lower-case ids (reference §4).
+                return email.lower()
     return None
 
 
@@ -106,49 +106,65 @@ def user_identifiers(
     message: Mapping[str, Any], custom: Sequence[CustomIdentifier] = ()
 ) -> list[ExternalId]:
     """The ``users`` identifiers of ``message``, each once, in a stable order."""
+    # The hot path of the identity stage: most messages have only userId/anonymousId and a
+    # context without devices or external ids, so every branch checks presence first.
     found: list[ExternalId] = []
-    user_id = _text(message.get("userId"))
-    if user_id is not None:
+    user_id = message.get("userId")
+    if user_id is not None and (user_id := _text(user_id)) is not None:
         found.append(ExternalId("user_id", user_id))
-    anonymous_id = _text(message.get("anonymousId"))
-    if anonymous_id is not None:
+    anonymous_id = message.get("anonymousId")
+    if anonymous_id is not None and (anonymous_id := _text(anonymous_id)) is not None:
         found.append(ExternalId("anonymous_id", anonymous_id))
-    email = _email(message)
+    context = message.get("context")
+    context = context if isinstance(context, dict) else _EMPTY
+    email = _email(message, context)
     if email is not None:
         found.append(ExternalId("email", email))
-    context = _mapping(message.get("context"))
-    _device(context, found)
-    ga = _text(
-        _mapping(_mapping(context.get("integrations")).get("Google Analytics")).get("clientId")
-    )
-    if ga is None:
-        ga = _text(
-            _mapping(_mapping(message.get("integrations")).get("Google Analytics")).get("clientId")
-        )
-    if ga is not None:
-        found.append(ExternalId("ga_client_id", ga))
-    braze = _text(_mapping(context.get("Braze")).get("braze_id"))
-    if braze is not None:
-        found.append(ExternalId("braze_id", braze))
-    external = context.get("externalIds")
-    if isinstance(external, list):
-        for item in external:
-            entry = _mapping(item)
-            kind, value = entry.get("type"), _text(entry.get("id"))
-            if (
-                isinstance(kind, str)
-                and kind
-                and kind.lower() != "group_id"  # group_id keys the accounts collection
-                and value is not None
-                and entry.get("collection") == "users"
-                and "encoding" in entry
-            ):
-                found.append(ExternalId(kind.lower(), value))
+    if context:
+        if "device" in context:
+            _device(context, found)
+        ga = None
+        if "integrations" in context:
+            integrations = _mapping(context["integrations"])
+            ga = _text(_mapping(integrations.get("Google Analytics")).get("clientId"))
+        if ga is None and "integrations" in message:
+            integrations = _mapping(message["integrations"])
+            ga = _text(_mapping(integrations.get("Google Analytics")).get("clientId"))
+        if ga is not None:
+            found.append(ExternalId("ga_client_id", ga))
+        if "Braze" in context:
+            braze = _text(_mapping(context["Braze"]).get("braze_id"))
+            if braze is not None:
+                found.append(ExternalId("braze_id", braze))
+        if "externalIds" in context:
+            _external_ids(context["externalIds"], found)
+    elif "integrations" in message:
+        integrations = _mapping(message["integrations"])
+        ga = _text(_mapping(integrations.get("Google Analytics")).get("clientId"))
+        if ga is not None:
+            found.append(ExternalId("ga_client_id", ga))
     for rule in custom:
         value = _custom(message, context, rule.key)
         if value is not None:
             found.append(ExternalId(rule.type, value))
-    return list(dict.fromkeys(found))
+    return list(dict.fromkeys(found)) if len(found) > 1 else found
+
+
+def _external_ids(external: object, found: list[ExternalId]) -> None:
+    if not isinstance(external, list):
+        return
+    for item in external:
+        entry = _mapping(item)
+        kind, value = entry.get("type"), _text(entry.get("id"))
+        if (
+            isinstance(kind, str)
+            and kind
+            and kind.lower() != "group_id"  # group_id keys the accounts collection
+            and value is not None
+            and entry.get("collection") == "users"
+            and "encoding" in entry
+        ):
+            found.append(ExternalId(kind.lower(), value))
 
 
 def _custom(message: Mapping[str, Any], context: Mapping[str, Any], key: str) -> str | None:

@@ -85,4 +85,6 @@ class Rules:
     def is_blocked(self, value: str) -> bool:
         if value.lower() in self.blocked:
             return True
+        if self.blocked_pattern == DEFAULT_BLOCKED_PATTERN:
+            return not value.strip("0-")  # the default pattern without the regex engine
         return self._pattern is not None and self._pattern.search(value) is not None
