@@ -229,6 +229,19 @@ def build_api(
         data = [destination_service.attempt_json(attempt) for attempt in attempts]
         return Response(_encode({"data": data}), media_type="application/json")
 
+    @app.get(
+        "/api/v1/destinations/{destination_id}/explain",
+        summary="Whether a stored event goes to a destination, and why",
+    )
+    def explain_routing(
+        request: Request, destination_id: str, message_id: Annotated[str, Query(min_length=1)]
+    ) -> Response:
+        authorize(request)
+        destinations, _ = _delivery()
+        destination = destination_service.find(destinations, destination_id)
+        data = destination_service.explain(destination, store(), message_id)
+        return Response(_encode({"data": data}), media_type="application/json")
+
     @app.get("/health", summary="Ready when storage is open", tags=["operations"])
     def get_health() -> JSONResponse:
         report = health()

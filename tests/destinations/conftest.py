@@ -37,7 +37,7 @@ class Received:
 class Receiver:
     """``behaviour(n)`` answers the n-th request (0-based) that passed the format checks."""
 
-    kind: str  # "webhook" or "segment"
+    kind: str  # "webhook", "segment" or "slack"
     secret: str | None = None
     behaviour: Callable[[int], Reply] = lambda n: (200, {})
     requests: list[Received] = field(default_factory=list)
@@ -55,6 +55,8 @@ class Receiver:
                 body = request.body
                 if self.kind == "segment":
                     out.extend(body["batch"])
+                elif self.kind == "slack":
+                    out.append(body)
                 else:
                     out.extend(body if isinstance(body, list) else [body])
             return out
@@ -74,6 +76,9 @@ class Receiver:
                 return body, "bad basic auth"
             if not isinstance(body.get("batch"), list) or "sentAt" not in body:
                 return body, "not a Segment batch"
+        elif self.kind == "slack":
+            if set(body) != {"text"} or not isinstance(body["text"], str):
+                return body, "not a Slack message"
         elif self.secret is not None:
             first = body[0] if isinstance(body, list) else body
             signed = json.dumps(first, separators=(",", ":"), ensure_ascii=False).encode()

@@ -267,3 +267,21 @@ def test_isolation_one_down_one_rate_limited_one_healthy(
     totals = {p.destination: (p.delivered, p.dead) for p in state.progress()}
     state.close()
     assert totals == {"down": (120, 0), "limited": (120, 0), "healthy": (120, 0)}
+
+
+def test_slack_posts_the_rendered_template(
+    serve: Serve, pipeline: Pipeline, state: SqliteDeliveryState, make: Make
+) -> None:
+    receiver = serve(Receiver("slack"))
+    pipeline.tracks(2)
+    endpoint = Endpoint(
+        receiver.url + "/services/T0/B0/x",
+        template="{{userId}} did *{{event}}* (n={{properties.n}}, {{context.missing}})",
+    )
+    item = make(Destination("chat", "slack", endpoint, batch_interval=0.0))
+    assert drain(item) == ["delivered", "delivered"]
+    assert receiver.refused == []
+    assert receiver.messages() == [
+        {"text": "u0 did *Order Completed* (n=0, )"},
+        {"text": "u1 did *Order Completed* (n=1, )"},
+    ]

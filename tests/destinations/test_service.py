@@ -194,3 +194,38 @@ def test_replay_needs_one_selection_and_a_known_destination(
     assert "no destination 'nope' in mainstem.yaml — known: hooks" in unknown.output
     with pytest.raises(service.RequestError):
         service.replay(made.destination, None, None, dead_letters=True, since=1)  # type: ignore[arg-type]
+
+
+def test_explain_says_why_an_event_does_or_does_not_go(
+    setup: tuple[Setup, Receiver, TestClient, App],
+) -> None:
+    _, _, client, app = setup
+    post(
+        client,
+        {"type": "track", "event": "A", "userId": "u1", "messageId": "m1"},
+        {
+            "type": "track",
+            "event": "B",
+            "userId": "u1",
+            "messageId": "m2",
+            "context": {"consent": {"categoryPreferences": {"Analytics": False}}},
+        },
+    )
+    processor = app.processor()
+    processor.drain()
+    processor.store.close()
+    url = "/api/v1/destinations/hooks/explain"
+    yes = client.get(url, params={"message_id": "m1"}, headers=AUTH).json()["data"]
+    assert [(r["source_id"], r["deliver"], r["reason"]) for r in yes] == [
+        ("web", True, "delivered")
+    ]
+    no = client.get(url, params={"message_id": "m2"}, headers=AUTH).json()["data"]
+    assert [(r["deliver"], r["reason"]) for r in no] == [
+        (False, "consent: category 'Analytics' is false")
+    ]
+    missing = client.get(url, params={"message_id": "m9"}, headers=AUTH)
+    assert missing.status_code == 404
+    assert missing.json()["error"] == {
+        "code": "unknown_event",
+        "message": "no stored event has messageId 'm9' — check GET /api/v1/events",
+    }

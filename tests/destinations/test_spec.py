@@ -97,8 +97,8 @@ def test_parses_every_field_with_secrets_from_the_env() -> None:
     [
         (
             "  - id: hooks\n",
-            "mainstem.yaml:8: destination 'hooks' needs a type — add `type: webhook` or "
-            "`type: segment`",
+            "mainstem.yaml:8: destination 'hooks' needs a type — add `type: webhook`, "
+            "`type: segment` or `type: slack`",
         ),
         (
             "  - id: Hooks\n",
@@ -192,3 +192,31 @@ def test_errors_name_the_line_and_the_fix(entry: str, message: str) -> None:
 def test_an_empty_list_and_null_mean_no_destinations() -> None:
     assert config.parse(HEAD.replace("destinations:", "destinations: []")).destinations == ()
     assert config.parse(HEAD).destinations == ()
+
+
+def test_slack_takes_a_template_checked_at_load_time() -> None:
+    text = HEAD + (
+        "  - id: chat\n    type: slack\n    settings:\n      url: http://127.0.0.1:9/x\n"
+        "      template: '{{userId}} did {{event}}'\n"
+    )
+    (chat,) = config.parse(text).destinations
+    assert (chat.name, chat.batch_size, chat.endpoint.template) == (
+        "Slack",
+        1,
+        "{{userId}} did {{event}}",
+    )
+    default = HEAD + "  - id: chat\n    type: slack\n    settings: {url: 'http://x'}\n"
+    assert (
+        config.parse(default).destinations[0].endpoint.template
+        == "{{type}} {{event}} by {{userId}}"
+    )
+    bad = HEAD + (
+        "  - id: chat\n    type: slack\n    settings:\n      url: http://x\n"
+        "      template: 'hi {{lowercase(event)}}'\n"
+    )
+    with pytest.raises(ConfigError) as caught:
+        config.parse(bad)
+    assert str(caught.value) == (
+        "mainstem.yaml:12: cannot use the template: {{lowercase(event)}} is not a field path "
+        "like {{userId}}"
+    )

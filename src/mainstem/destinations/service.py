@@ -74,6 +74,37 @@ def overview(
     return rows
 
 
+def explain(
+    destination: Destination, store: PipelineStore, message_id: str
+) -> list[dict[str, Any]]:
+    """Whether the stored events with ``message_id`` go to ``destination``, and why (one row per
+    source that has it).
+
+    Raises:
+        NotFound: no stored event has that messageId.
+    """
+    rows = store.events(EventQuery(message_id=message_id, limit=10))
+    if not rows:
+        raise NotFound(
+            f"no stored event has messageId {message_id!r} — check GET /api/v1/events",
+            code="unknown_event",
+        )
+    answers = []
+    for row in rows:
+        message = _decode(row.body)
+        decision = routing.route(message, row.source_id, destination)
+        answers.append(
+            {
+                "seq": row.seq,
+                "source_id": row.source_id,
+                "message_id": message_id,
+                "deliver": decision.deliver,
+                "reason": decision.reason,
+            }
+        )
+    return answers
+
+
 def attempt_json(attempt: Attempt) -> dict[str, Any]:
     return {
         "id": attempt.id,

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mainstem import settings as settings_mod
-from mainstem.destinations import fql
+from mainstem.destinations import fql, template
 from mainstem.errors import ConfigError
 from mainstem.secret import Secret
 
@@ -64,11 +64,13 @@ class Kind:
     secret_required: bool
     batch_size: int
     max_batch: int
+    extra_keys: tuple[str, ...] = ()
 
 
 KINDS: dict[str, Kind] = {
     "webhook": Kind("Webhooks", "secret", False, 1, 4000),
     "segment": Kind("Segment", "write_key", True, 100, 500),
+    "slack": Kind("Slack", None, False, 1, 1, ("template",)),
 }
 
 
@@ -94,6 +96,8 @@ class Endpoint:
     secret: Secret | None = None
     headers: tuple[tuple[str, str], ...] = ()
     timeout: float = 5.0  # Segment's webhook destination waits 5 s (§8.3)
+    template: str | None = None
+    """Slack: the message text, with ``{{path}}`` placeholders."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,7 +165,8 @@ def _destination(
     if kind_name not in KINDS:
         raise error(
             f"{where}.type" if "type" in item else where,
-            f"destination {dest_id!r} needs a type — add `type: webhook` or `type: segment`",
+            f"destination {dest_id!r} needs a type — add `type: webhook`, `type: segment` or "
+            "`type: slack`",
         )
     kind = KINDS[str(kind_name)]
     name = item.get("name", kind.display_name)
@@ -238,7 +243,9 @@ def _endpoint(raw: object, where: str, dest_id: str, kind: Kind, error: Error) -
         raw = {}
     if not isinstance(raw, dict):
         raise error(path, "settings must be a mapping like `{url: https://...}`")
-    allowed = {"url", "headers", "timeout"} | ({kind.secret_key} if kind.secret_key else set())
+    allowed = {"url", "headers", "timeout", *kind.extra_keys}
+    if kind.secret_key:
+        allowed.add(kind.secret_key)
     for key in raw:
         if key not in allowed:
             raise error(
@@ -276,7 +283,18 @@ def _endpoint(raw: object, where: str, dest_id: str, kind: Kind, error: Error) -
     timeout = _converted(
         raw.get("timeout", 5.0), settings_mod.parse_duration, f"{path}.timeout", error
     )
-    return Endpoint(url, secret, tuple(headers.items()), timeout)
+    text: str | None = None
+    if "template" in kind.extra_keys:
+        text = raw.get("template", template.DEFAULT)
+        if not isinstance(text, str) or not text.strip():
+            raise error(
+                f"{path}.template", "template must be a string like '{{event}} by {{userId}}'"
+            )
+        try:
+            template.check(text)
+        except fql.FqlError as exc:
+            raise error(f"{path}.template", f"cannot use the template: {exc}") from exc
+    return Endpoint(url, secret, tuple(headers.items()), timeout, text)
 
 
 def _filters(raw: object, where: str, error: Error) -> tuple[Filter, ...]:

@@ -23,6 +23,7 @@ import httpx
 import msgspec
 
 from mainstem import __version__
+from mainstem.destinations import template
 from mainstem.destinations.retry import Response
 from mainstem.destinations.spec import Destination, Endpoint
 
@@ -115,6 +116,15 @@ class SegmentApi(_Http):
         return self.post(url, body, {"Authorization": f"Basic {user}"})
 
 
+class Slack(_Http):
+    """A Slack incoming webhook: ``{"text": <template rendered with the message>}``."""
+
+    def send(self, messages: Sequence[dict[str, Any]]) -> Response:
+        (message,) = messages
+        text = template.render(self.endpoint.template or template.DEFAULT, message)
+        return self.post(self.endpoint.url, _encode({"text": text}), {})
+
+
 def for_destination(
     destination: Destination, transport: httpx.BaseTransport | None = None
 ) -> Transport:
@@ -125,4 +135,6 @@ def for_destination(
         )
     if destination.type == "segment":
         return SegmentApi(destination.endpoint, transport)
+    if destination.type == "slack":
+        return Slack(destination.endpoint, transport)
     raise ValueError(f"no transport for destination type {destination.type!r}")
