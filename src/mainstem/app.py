@@ -233,6 +233,7 @@ class App:
             enabled=settings.identity and not settings.database_url.reveal(),
             fsync=settings.fsync,
             batch_events=settings.identity_batch_events,
+            spec=self.workspace.identity,
         )
         deliveries = delivery.start(
             () if self.workspace.settings.database_url.reveal() else self.workspace.destinations,

@@ -21,6 +21,7 @@ import yaml
 from mainstem import settings as settings_mod
 from mainstem.destinations import spec as destination_spec
 from mainstem.errors import ConfigError
+from mainstem.identity import spec as identity_spec
 from mainstem.plans import attachment
 from mainstem.plans.enforcement import Enforcement
 from mainstem.plans.model import TrackingPlan
@@ -28,7 +29,7 @@ from mainstem.secret import Secret
 
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _SOURCE_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
-_TOP_LEVEL = ("admin_token", "sources", "destinations", "settings")
+_TOP_LEVEL = ("admin_token", "sources", "destinations", "identity", "settings")
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,7 @@ class Workspace:
     settings: settings_mod.Settings
     path: str | None = None
     destinations: tuple[destination_spec.Destination, ...] = ()
+    identity: identity_spec.IdentitySpec = field(default_factory=identity_spec.IdentitySpec)
     flags: Mapping[str, object] = field(default_factory=dict)
     """Command-line overrides it was loaded with; a reload applies them again."""
 
@@ -185,6 +187,7 @@ def parse(
         settings=resolved,
         path=file,
         destinations=destinations,
+        identity=identity_spec.parse(doc.get("identity"), located.error),
         flags={k: v for k, v in (flags or {}).items() if v is not None},
     )
 

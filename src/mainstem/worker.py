@@ -47,6 +47,7 @@ class ProcessorProcess:
             "plans": source_plans(workspace.sources),
             "identity": settings.identity,
             "identity_batch_events": settings.identity_batch_events,
+            "identity_spec": workspace.identity,
             "parent": os.getpid(),
             "destinations": workspace.destinations,
         }
@@ -133,6 +134,7 @@ def run(args: dict[str, Any]) -> None:
             enabled=args.get("identity", True),
             fsync=args["fsync"],
             batch_events=args.get("identity_batch_events", 10_000),
+            spec=args.get("identity_spec"),
         )
         # each destination: its own thread and cursor over the event store (docs/destinations.md)
         deliveries = courier.start(args.get("destinations", ()), store, root, stop)

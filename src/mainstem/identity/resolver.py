@@ -21,6 +21,7 @@ from mainstem.identity.cache import CachedState, Placement
 from mainstem.identity.graph import Event, resolve
 from mainstem.identity.identifiers import CustomIdentifier
 from mainstem.identity.rules import Rules
+from mainstem.identity.spec import IdentitySpec
 from mainstem.identity.store import ProfileStore
 from mainstem.storage import EventQuery, PipelineStore
 
@@ -129,6 +130,7 @@ def start(
     fsync: bool = True,
     interval: float = 1.0,
     batch_events: int = 10_000,
+    spec: IdentitySpec | None = None,
 ) -> threading.Thread | None:
     """Run a :class:`Resolver` over ``<data_dir>/profiles.db`` on a daemon thread until ``stop``
     is set (``None`` when identity resolution is off). The caller joins the thread."""
@@ -137,7 +139,10 @@ def start(
     from mainstem.identity.sqlite import FILE_NAME, SqliteProfileStore
 
     profiles = SqliteProfileStore(data_dir / FILE_NAME, fsync=fsync)
-    resolver = Resolver(store, profiles, batch_events=batch_events)
+    spec = spec or IdentitySpec()
+    resolver = Resolver(
+        store, profiles, rules=spec.rules, custom=spec.custom, batch_events=batch_events
+    )
 
     def run() -> None:
         log.info("identity resolver started: %s", profiles.path)
