@@ -208,9 +208,9 @@ def test_a_batch_in_flight_at_stop_is_sent_again_after_a_restart(
     receiver = serve(
         Receiver("webhook", behaviour=lambda n: (503, {}) if failing.is_set() else (200, {}))
     )
-    ids = pipeline.tracks(3)
     stop = threading.Event()
     join = courier.start([webhook(receiver)], pipeline.store, tmp_path, stop, timing=FAST)
+    ids = pipeline.tracks(3)
     wait_for(lambda: receiver.answered >= 2, "a few failed attempts")
     stop.set()
     join()
@@ -285,3 +285,19 @@ def test_slack_posts_the_rendered_template(
         {"text": "u0 did *Order Completed* (n=0, )"},
         {"text": "u1 did *Order Completed* (n=1, )"},
     ]
+
+
+def test_a_new_destination_starts_after_the_newest_stored_event(
+    serve: Serve, pipeline: Pipeline, tmp_path: Path
+) -> None:
+    receiver = serve(Receiver("webhook"))
+    pipeline.tracks(4)  # history: a replay away, not sent to a destination added later
+    stop = threading.Event()
+    join = courier.start([webhook(receiver)], pipeline.store, tmp_path, stop, timing=FAST)
+    try:
+        ids = pipeline.tracks(2)
+        wait_for(lambda: len(receiver.messages()) == 2, "the new events")
+    finally:
+        stop.set()
+        join()
+    assert [message["messageId"] for message in receiver.messages()] == ids

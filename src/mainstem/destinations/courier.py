@@ -242,11 +242,23 @@ def start(
     timing: Timing = Timing(),
 ) -> Callable[[], None]:
     """Start one daemon thread per enabled destination; returns ``join`` (waits for the threads
-    to see ``stop`` and closes the state)."""
+    to see ``stop`` and closes the state).
+
+    A destination started for the first time begins after the newest stored event, as in
+    Segment, where a new destination receives new events and history is a replay away.
+    """
     enabled = [destination for destination in destinations if destination.enabled]
     if not enabled:
         return lambda: None
     state = state_for(data_dir)
+    newest = store.events(EventQuery(limit=1))
+    for destination in enabled:
+        if state.begin(destination.id, newest[0].seq if newest else 0):
+            log.info(
+                "destination %s is new: it starts after seq %d",
+                destination.id,
+                newest[0].seq if newest else 0,
+            )
     threads: list[tuple[threading.Thread, transports.Transport]] = []
     for destination in enabled:
         transport = transports.for_destination(destination)

@@ -68,6 +68,11 @@ class DeliveryState(Protocol):
         """The last event-store seq fully handled for ``destination`` (0 when none)."""
         ...
 
+    def begin(self, destination: str, seq: int) -> bool:
+        """Give a destination seen for the first time its cursor at ``seq``; ``False`` (and no
+        change) when it already has one."""
+        ...
+
     def advance(
         self,
         destination: str,
@@ -203,6 +208,14 @@ class SqliteDeliveryState:
                 "SELECT seq FROM cursors WHERE destination = ?", (destination,)
             ).fetchone()
         return int(row[0]) if row else 0
+
+    def begin(self, destination: str, seq: int) -> bool:
+        with self._lock:
+            cursor = self._conn.execute(
+                "INSERT OR IGNORE INTO cursors (destination, seq, updated_at) VALUES (?, ?, ?)",
+                (destination, seq, time.time()),
+            )
+        return cursor.rowcount == 1
 
     def advance(
         self,
