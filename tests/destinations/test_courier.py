@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -13,7 +14,7 @@ import pytest
 from mainstem.destinations import courier, transports
 from mainstem.destinations.courier import Courier, Timing
 from mainstem.destinations.spec import Destination, Endpoint
-from mainstem.destinations.state import SqliteDeliveryState
+from mainstem.destinations.state import Attempt, SqliteDeliveryState
 from mainstem.secret import Secret
 from tests.destinations.conftest import Pipeline, Receiver, Reply, Serve, wait_for
 
@@ -301,3 +302,30 @@ def test_a_new_destination_starts_after_the_newest_stored_event(
         stop.set()
         join()
     assert [message["messageId"] for message in receiver.messages()] == ids
+
+
+def test_the_retry_window_survives_a_restart(
+    serve: Serve, pipeline: Pipeline, state: SqliteDeliveryState, make: Make
+) -> None:
+    receiver = serve(Receiver("webhook", behaviour=lambda n: (503, {})))
+    pipeline.tracks(1)
+    destination = webhook(receiver, retry_window=3600.0)
+    first = make(destination)
+    first.stop.set()  # stops after the first failed attempt: the process going down
+    assert first.run_once() == "stopped"
+    since = state.failing_since("hooks")
+    assert since is not None
+    # an hour later the restarted courier dead-letters after one more attempt
+    later = make(destination)
+    state.record(Attempt("hooks", 1, 1, 1, 1, "retry", 503, "HTTP 503", at=since - 3600.0))
+    assert state.failing_since("hooks") == since  # the first failure's time is kept
+    conn = sqlite3.connect(state.path)
+    with conn:
+        conn.execute("UPDATE cursors SET failing_since = ?", (since - 3600.0,))
+    conn.close()
+    assert later.run_once() == "dead"
+    (letter,) = state.dead_letters("hooks")
+    assert letter.reason == (
+        'retry window 3600s ran out after 1 attempt(s): HTTP 503: {"error":"nope"}'
+    )
+    assert state.failing_since("hooks") is None

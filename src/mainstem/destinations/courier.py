@@ -137,7 +137,8 @@ class Courier:
         dest = self.destination
         first_seq = batch[0].row.seq
         messages = [item.message for item in batch]
-        started = time.monotonic()
+        # the retry clock of this batch, also across restarts (wall clock, kept in the state)
+        started = self.state.failing_since(dest.id) or time.time()
         attempt = 0
         while True:
             if self._next_send > time.monotonic() and self.stop.wait(
@@ -177,7 +178,7 @@ class Courier:
                 base=self.timing.backoff_base,
                 cap=self.timing.backoff_cap,
             )
-            if time.monotonic() - started + wait > dest.retry_window:
+            if time.time() - started + wait > dest.retry_window:
                 reason = (
                     f"retry window {dest.retry_window:g}s ran out after {attempt} attempt(s): "
                     f"{response.describe()}"

@@ -88,7 +88,13 @@ class DeliveryState(Protocol):
         ...
 
     def record(self, attempt: Attempt) -> None:
-        """Record a failed attempt that will be retried; the cursor stays."""
+        """Record a failed attempt that will be retried; the cursor stays. The first one after
+        the cursor last moved starts the retry clock (:meth:`failing_since`)."""
+        ...
+
+    def failing_since(self, destination: str) -> float | None:
+        """When the batch at the cursor first failed (epoch seconds), or ``None``; cleared when
+        the cursor moves."""
         ...
 
     def progress(self) -> list[Progress]:
@@ -153,6 +159,11 @@ _MIGRATIONS: list[tuple[str, str]] = [
         );
         CREATE INDEX dead_letters_by_destination ON dead_letters (destination, id);
         """,
+    ),
+    (
+        "0002_failing_since",
+        # when the batch at the cursor first failed, so the retry window survives restarts
+        "ALTER TABLE cursors ADD COLUMN failing_since REAL",
     ),
 ]
 
@@ -236,7 +247,7 @@ class SqliteDeliveryState:
                     "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (destination) DO UPDATE SET "
                     "seq = excluded.seq, delivered = delivered + excluded.delivered, "
                     "filtered = filtered + excluded.filtered, dead = dead + excluded.dead, "
-                    "updated_at = excluded.updated_at",
+                    "updated_at = excluded.updated_at, failing_since = NULL",
                     (destination, seq, delivered, filtered, len(dead), now),
                 )
                 if attempt is not None:
@@ -261,10 +272,11 @@ class SqliteDeliveryState:
             try:
                 self._insert_attempt(attempt, now)
                 self._conn.execute(
-                    "INSERT INTO cursors (destination, retries, updated_at) VALUES (?, 1, ?) "
-                    "ON CONFLICT (destination) DO UPDATE SET retries = retries + 1, "
-                    "updated_at = excluded.updated_at",
-                    (attempt.destination, now),
+                    "INSERT INTO cursors (destination, retries, updated_at, failing_since) "
+                    "VALUES (?, 1, ?, ?) ON CONFLICT (destination) DO UPDATE SET "
+                    "retries = retries + 1, updated_at = excluded.updated_at, "
+                    "failing_since = COALESCE(failing_since, excluded.failing_since)",
+                    (attempt.destination, now, attempt.at or now),
                 )
                 self._conn.execute("COMMIT")
             except BaseException:
@@ -293,6 +305,13 @@ class SqliteDeliveryState:
                 "WHERE destination = ? ORDER BY id DESC LIMIT 1 OFFSET ?)",
                 (a.destination, a.destination, _KEEP_ATTEMPTS),
             )
+
+    def failing_since(self, destination: str) -> float | None:
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT failing_since FROM cursors WHERE destination = ?", (destination,)
+            ).fetchone()
+        return float(row[0]) if row and row[0] is not None else None
 
     def progress(self) -> list[Progress]:
         with self._lock:
