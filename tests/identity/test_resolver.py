@@ -106,6 +106,8 @@ def test_a_restarted_resolver_continues_from_the_stored_graph(
     pipeline.send(STORY[3:])
     assert Resolver(pipeline.store, profiles, batch_events=2).sync() == 3
     assert _graph(profiles) == EXPECTED
+    u1 = _profile(profiles, ExternalId("user_id", "u1"))
+    assert {k: t.value for k, t in u1.traits.items()} == {"email": "ann@x.com"}
     assert profiles.position() == 6
 
 
@@ -142,6 +144,9 @@ def test_a_failed_commit_is_replayed_exactly_once(
     u1 = _profile(profiles, ExternalId("user_id", "u1"))
     assert u1.merges == 1
     assert len(profiles.events(profiles.members(u1.segment_id), limit=100)) == 5
+    assert {k: t.value for k, t in u1.traits.items()} == {"email": "ann@x.com"}
+    u2 = _profile(profiles, ExternalId("user_id", "u2"))
+    assert {k: t.value for k, t in u2.traits.items()} == {"email": "ann@x.com", "name": "Bo"}
 
 
 def test_a_second_resolver_with_a_stale_position_writes_nothing(

@@ -71,6 +71,8 @@ class Profile:
     merges: int = 0
     links: set[str] = field(default_factory=set)
     """segment_ids of linked profiles in the other collection (users ↔ accounts)."""
+    changed: set[str] = field(default_factory=set)
+    """Trait keys changed since a store last wrote this profile (it writes only those)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -340,7 +342,9 @@ def _resolve_user(
                 claimed.append(id)
     _touch(profile, event)
     if event.type == "identify":
-        trait_rules.apply(profile.traits, event.traits, event.timestamp, event.source_id)
+        profile.changed.update(
+            trait_rules.apply(profile.traits, event.traits, event.timestamp, event.source_id)
+        )
     state.save(profile, claimed)
     return profile.segment_id
 
@@ -358,7 +362,9 @@ def _resolve_account(state: GraphState, event: Event, group: ExternalId, result:
     else:
         account = state.profile(owner)
     _touch(account, event)
-    trait_rules.apply(account.traits, event.traits, event.timestamp, event.source_id)
+    account.changed.update(
+        trait_rules.apply(account.traits, event.traits, event.timestamp, event.source_id)
+    )
     if result.segment_id is not None:
         user = state.profile(result.segment_id)
         if account.segment_id not in user.links:
@@ -399,6 +405,7 @@ def _absorb(state: GraphState, profile: Profile, other: Profile) -> None:
         if current is None or identifier.created_at < current.created_at:
             profile.identifiers[key] = identifier
     trait_rules.combine(profile.traits, other.traits)
+    profile.changed.update(profile.traits)
     profile.merges += other.merges + 1
     if other.created_at < profile.created_at:
         profile.created_at = other.created_at

@@ -346,9 +346,11 @@ def _write(conn: sqlite3.Connection, changes: Changes) -> None:
         [
             (p.segment_id, key, _encode(t.value), t.updated_at, t.source_id, int(t.removed))
             for p in profiles
-            for key, t in p.traits.items()
+            for key, t in ((key, p.traits[key]) for key in p.changed)
         ],
     )
+    for p in profiles:
+        p.changed.clear()  # a failed commit resets the resolver's cache, so this is safe
     linked = [p for p in profiles if p.links]
     conn.executemany(
         "INSERT OR IGNORE INTO links VALUES (?, ?)",
