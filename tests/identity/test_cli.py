@@ -94,3 +94,20 @@ def test_no_profiles_yet_is_an_error(tmp_path: Path) -> None:
     result = runner.invoke(app, ["profile", "show", "user_id:1", "--data-dir", str(tmp_path)])
     assert result.exit_code == 1
     assert f"no profiles in {tmp_path} yet" in " ".join(result.output.split())
+
+
+def test_delete_asks_then_removes_the_profile(pipeline: Pipeline) -> None:
+    root = _build(pipeline)
+    args = ["profile", "delete", "user_id:u2", "--data-dir", str(root)]
+    refused = runner.invoke(app, args, input="n\n")
+    assert refused.exit_code == 1
+    assert (
+        runner.invoke(app, ["profile", "show", "user_id:u2", "--data-dir", str(root)]).exit_code
+        == 0
+    )
+    result = runner.invoke(app, [*args, "--yes"])
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("deleted use_")
+    assert result.output.endswith(" (1 profile(s) including merged ones)\n")
+    gone = runner.invoke(app, ["profile", "show", "user_id:u2", "--data-dir", str(root)])
+    assert gone.exit_code == 1

@@ -170,3 +170,59 @@ def test_events_without_identifiers_are_not_placed(
     assert profiles.count() == {}
     assert profiles.position() == 1
     assert PlacedEvent(1, "x", "m1", "track", 0).seq == 1
+
+
+def test_a_deleted_profile_is_gone_and_a_running_resolver_does_not_bring_it_back(
+    pipeline: Pipeline, profiles: SqliteProfileStore
+) -> None:
+    pipeline.send(STORY)
+    resolver = Resolver(pipeline.store, profiles)
+    assert resolver.sync() == 6
+    u1 = _profile(profiles, ExternalId("user_id", "u1"))
+    account = _profile(profiles, ExternalId("group_id", "g1"))
+    members = profiles.members(u1.segment_id)
+    other = SqliteProfileStore(pipeline.root / "profiles.db", fsync=False)  # as the CLI opens it
+    try:
+        assert other.delete(u1.segment_id) == 2
+    finally:
+        other.close()
+    assert profiles.owner(ExternalId("user_id", "u1")) is None
+    assert profiles.owner(ExternalId("anonymous_id", "laptop")) is None
+    assert profiles.load(u1.segment_id) is None
+    assert profiles.events(members, limit=10) == []
+    assert profiles.merges(members) == []
+    assert _profile(profiles, ExternalId("group_id", "g1")).links == set()
+    assert profiles.generation() == 1
+    # The resolver cached u1; a new event with u1 must start a new profile, not revive it.
+    pipeline.send([message("track", 7, 9, userId="u1", event="Back")])
+    assert resolver.sync() == 1
+    fresh = _profile(profiles, ExternalId("user_id", "u1"))
+    assert fresh.segment_id != u1.segment_id
+    assert sorted(str(k) for k in fresh.identifiers) == ["user_id:u1"]
+    assert profiles.load(account.segment_id) is not None
+
+
+def test_a_delete_during_a_batch_makes_the_batch_replay(
+    pipeline: Pipeline, profiles: SqliteProfileStore
+) -> None:
+    pipeline.send(STORY[:2])
+    resolver = Resolver(pipeline.store, profiles)
+    resolver.sync()
+    u1 = _profile(profiles, ExternalId("user_id", "u1"))
+    pipeline.send([message("identify", 8, 9, userId="u1", traits={"plan": "pro"})])
+    changes = resolver.state.take()  # resolve a batch by hand, then delete before committing
+    assert changes.placements == []
+    other = SqliteProfileStore(pipeline.root / "profiles.db", fsync=False)
+    try:
+        other.delete(u1.segment_id)
+    finally:
+        other.close()
+    with pytest.raises(RetryLater) as caught:
+        profiles.commit(Changes(generation=0), 3, 2)
+    assert caught.value.message == (
+        "profiles.db: a profile was deleted while this batch was resolved — resolving it again"
+    )
+    assert resolver.sync() == 1
+    fresh = _profile(profiles, ExternalId("user_id", "u1"))
+    assert sorted(str(k) for k in fresh.identifiers) == ["user_id:u1"]
+    assert {k: t.value for k, t in fresh.traits.items()} == {"plan": "pro"}

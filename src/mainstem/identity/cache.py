@@ -45,6 +45,8 @@ class Changes:
     claimed: dict[ExternalId, str] = field(default_factory=dict)
     merges: list[Merge] = field(default_factory=list)
     placements: list[Placement] = field(default_factory=list)
+    generation: int = 0
+    """The store's generation the batch was resolved against (see ``ProfileStore.delete``)."""
 
 
 _MISSING = ""

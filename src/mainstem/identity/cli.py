@@ -20,7 +20,8 @@ from mainstem.identity.views import metadata
 from mainstem.settings import resolve
 
 profile_app = typer.Typer(
-    help="Merged profiles from identity resolution: show and explain.", no_args_is_help=True
+    help="Merged profiles from identity resolution: show, explain and delete.",
+    no_args_is_help=True,
 )
 ConfigOption = Annotated[
     str, typer.Option("--config", "-c", envvar="MAINSTEM_CONFIG", help="Workspace file.")
@@ -41,7 +42,7 @@ def _fail(message: object) -> typer.Exit:
     return typer.Exit(code=1)
 
 
-def _open(config_path: str, data_dir: str | None) -> SqliteProfileStore:
+def _open(config_path: str, data_dir: str | None, *, writable: bool = False) -> SqliteProfileStore:
     if data_dir is None:
         try:
             data_dir = config.load(config_path).settings.data_dir
@@ -55,7 +56,7 @@ def _open(config_path: str, data_dir: str | None) -> SqliteProfileStore:
             f"no profiles in {data_dir} yet — start the server with `mainstem serve` "
             "(setting identity: true)"
         )
-    return SqliteProfileStore(path, readonly=True)
+    return SqliteProfileStore(path, readonly=not writable)
 
 
 def _time(us: int) -> str:
@@ -111,6 +112,30 @@ def explain(
     finally:
         store.close()
     _out.print(_tree(found), highlight=False)
+
+
+@profile_app.command("delete")
+def delete(
+    ref: RefArgument,
+    config_path: ConfigOption = "mainstem.yaml",
+    data_dir: DataDirOption = None,
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Delete a profile: its identifiers, traits, links, merge history and event placements.
+    The events stay in the event store; a later event with one of its identifiers starts a new
+    profile. Safe while the server runs (the resolver re-reads what it cached)."""
+    store = _open(config_path, data_dir, writable=True)
+    try:
+        profile = report.find(store, ref)
+        if not yes:
+            names = ", ".join(str(i) for i in profile.identifiers)
+            typer.confirm(f"delete {profile.segment_id} ({names})?", abort=True)
+        _, removed = report.delete(store, ref)
+    except MainstemError as exc:
+        raise _fail(exc.message) from exc
+    finally:
+        store.close()
+    typer.echo(f"deleted {profile.segment_id} ({removed} profile(s) including merged ones)")
 
 
 def _tree(found: report.Explanation) -> Tree:

@@ -50,3 +50,14 @@ def explain(store: ProfileStore, ref: str, *, events: int = 20) -> Explanation:
         events=store.events(members, limit=events),
         links=[p for p in linked if p is not None],
     )
+
+
+def delete(store: ProfileStore, ref: str) -> tuple[Profile, int]:
+    """Delete the profile ``ref`` names and everything about it; returns it and how many
+    profiles (it and those merged into it) were removed. Events stay in the event store.
+
+    Raises:
+        NotFound: no profile holds that identifier.
+    """
+    profile = find(store, ref)
+    return profile, store.delete(profile.segment_id)

@@ -58,6 +58,7 @@ class Resolver:
         self.batch_events = batch_events
         self.state = CachedState(profiles)
         self.position: int | None = None
+        self.generation = 0
 
     def run_once(self) -> ResolveResult:
         """Resolve the next batch after the committed position; ``events == 0`` when caught up.
@@ -68,6 +69,10 @@ class Resolver:
         """
         position = self.profiles.position()
         self.position = position
+        generation = self.profiles.generation()
+        if generation != self.generation:  # profiles were deleted: the cache may hold them
+            self.state.reset()
+            self.generation = generation
         rows = self.store.events(EventQuery(after=position, limit=self.batch_events))
         if not rows:
             return ResolveResult(0, last_seq=position)
@@ -91,7 +96,9 @@ class Resolver:
                     Placement(row.seq, event.message_id, event.type, event.timestamp, result)
                 )
             last = rows[-1].seq
-            self.profiles.commit(self.state.take(), last, position)
+            changes = self.state.take()
+            changes.generation = generation
+            self.profiles.commit(changes, last, position)
         except BaseException:
             self.state.reset()
             raise

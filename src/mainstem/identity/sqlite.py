@@ -103,6 +103,7 @@ MIGRATIONS = (
 )
 
 _STREAM = "events"
+_GENERATION = "generation"
 _encode = msgspec.json.Encoder().encode
 _decode = msgspec.json.Decoder().decode
 
@@ -139,6 +140,28 @@ class SqliteProfileStore:
         row = self._conn().execute("SELECT seq FROM position WHERE stream = ?", (_STREAM,))
         found = row.fetchone()
         return int(found[0]) if found else 0
+
+    def generation(self) -> int:
+        row = self._conn().execute("SELECT seq FROM position WHERE stream = ?", (_GENERATION,))
+        found = row.fetchone()
+        return int(found[0]) if found else 0
+
+    def delete(self, segment_id: str) -> int:
+        assert self._writer is not None, "opened read-only"
+        members = self.members(segment_id)
+        marks = ",".join("?" * len(members))
+        with transaction(self._writer) as conn:
+            for table in ("identifiers", "traits", "links", "profile_events", "violations"):
+                conn.execute(f"DELETE FROM {table} WHERE segment_id IN ({marks})", members)
+            conn.execute(f"DELETE FROM links WHERE linked IN ({marks})", members)
+            conn.execute(f"DELETE FROM merges WHERE segment_id IN ({marks})", members)
+            conn.execute(f"DELETE FROM profiles WHERE segment_id IN ({marks})", members)
+            conn.execute(
+                "INSERT INTO position (stream, seq) VALUES (?, 1) "
+                "ON CONFLICT (stream) DO UPDATE SET seq = seq + 1",
+                (_GENERATION,),
+            )
+        return len(members)
 
     def owner(self, id: ExternalId) -> str | None:
         row = (
@@ -197,6 +220,11 @@ class SqliteProfileStore:
                     raise RetryLater(
                         f"profiles.db: the resolver position is {current}, expected {expected} "
                         "— another resolver is running on this data directory"
+                    )
+                if self.generation() != changes.generation:
+                    raise RetryLater(
+                        "profiles.db: a profile was deleted while this batch was resolved — "
+                        "resolving it again"
                     )
                 _write(conn, changes)
                 conn.execute(

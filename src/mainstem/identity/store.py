@@ -47,13 +47,24 @@ class ProfileStore(Protocol):
         away."""
         ...
 
+    def generation(self) -> int:
+        """Bumped by every :meth:`delete`: a resolver that sees it change drops its cache."""
+        ...
+
     def commit(self, changes: Changes, position: int, expected: int) -> None:
         """Atomically write ``changes`` and move the position from ``expected`` to ``position``.
 
         Raises:
-            RetryLater: the position is not ``expected`` (another resolver moved it) or the
-                database is busy; nothing was written and the caller resets its cache.
+            RetryLater: the position is not ``expected`` (another resolver moved it), the
+                generation is not ``changes.generation`` (a profile was deleted meanwhile) or
+                the database is busy; nothing was written and the caller resets its cache.
         """
+        ...
+
+    def delete(self, segment_id: str) -> int:
+        """Delete live profile ``segment_id`` and everything about it: identifiers, traits,
+        links, merges into it, its event placements and violations; bump the generation.
+        Returns how many profiles (it and those merged into it) were removed."""
         ...
 
     def canonical(self, segment_id: str) -> str | None:
