@@ -8,7 +8,6 @@ API, the CLI) use their own connections.
 from __future__ import annotations
 
 import sqlite3
-import threading
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,7 @@ from mainstem.identity.graph import Drop, Identifier, Merge, Profile
 from mainstem.identity.identifiers import ExternalId
 from mainstem.identity.store import PlacedEvent, Violation
 from mainstem.identity.traits import Trait
-from mainstem.storage.sqlite.connection import connect, migrate, transaction
+from mainstem.storage.sqlite.connection import Readers, connect, migrate, transaction
 
 FILE_NAME = "profiles.db"
 
@@ -117,19 +116,11 @@ class SqliteProfileStore:
         if not readonly:
             self._writer = connect(path, fsync=fsync)
             migrate(self._writer, MIGRATIONS)
-        self._local = threading.local()
-        self._readers: list[sqlite3.Connection] = []
-        self._lock = threading.Lock()
+        self._readers = Readers(path)
         self._closed = False
 
     def _reader(self) -> sqlite3.Connection:
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = connect(self.path, readonly=True)
-            self._local.conn = conn
-            with self._lock:
-                self._readers.append(conn)
-        return conn
+        return self._readers.get()
 
     def _conn(self) -> sqlite3.Connection:
         """The writer for the resolver's own lookups (it sees its committed state), else a
@@ -320,10 +311,7 @@ class SqliteProfileStore:
         if self._closed:
             return
         self._closed = True
-        with self._lock:
-            for conn in self._readers:
-                conn.close()
-            self._readers.clear()
+        self._readers.close()
         if self._writer is not None:
             self._writer.close()
 

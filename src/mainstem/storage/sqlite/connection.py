@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -62,3 +63,30 @@ def migrate(conn: sqlite3.Connection, migrations: Sequence[tuple[str, str]]) -> 
                 if statement.strip():
                     conn.execute(statement)
             conn.execute("INSERT INTO schema_migrations (name) VALUES (?)", (name,))
+
+
+class Readers:
+    """Read-only connections to one database, one per thread (a connection is not shared
+    between threads), all closed together by :meth:`close`."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._local = threading.local()
+        self._all: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+
+    def get(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = connect(self.path, readonly=True)
+            self._local.conn = conn
+            with self._lock:
+                self._all.append(conn)
+        return conn
+
+    def close(self) -> None:
+        """Idempotent."""
+        with self._lock:
+            for conn in self._all:
+                conn.close()
+            self._all.clear()

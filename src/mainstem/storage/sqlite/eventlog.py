@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from mainstem.logrecord import LogRecord
-from mainstem.storage.sqlite.connection import connect, migrate, transaction
+from mainstem.storage.sqlite.connection import Readers, connect, migrate, transaction
 
 MIGRATIONS = (
     (
@@ -58,9 +58,7 @@ class SqliteEventLog:
         self.partition = partition
         self._writer = connect(path, fsync=fsync)
         migrate(self._writer, MIGRATIONS)
-        self._local = threading.local()
-        self._readers: list[sqlite3.Connection] = []
-        self._lock = threading.Lock()
+        self._readers = Readers(path)
         self._closed = False
         self._stop = threading.Event()
         self._checkpointer: threading.Thread | None = None
@@ -83,13 +81,7 @@ class SqliteEventLog:
             conn.close()
 
     def _reader(self) -> sqlite3.Connection:
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = connect(self.path, readonly=True)
-            self._local.conn = conn
-            with self._lock:
-                self._readers.append(conn)
-        return conn
+        return self._readers.get()
 
     def append(self, records: Sequence[LogRecord]) -> int:
         with transaction(self._writer) as conn:
@@ -140,8 +132,5 @@ class SqliteEventLog:
         self._stop.set()
         if self._checkpointer is not None:
             self._checkpointer.join()
-        with self._lock:
-            for conn in self._readers:
-                conn.close()
-            self._readers.clear()
+        self._readers.close()
         self._writer.close()

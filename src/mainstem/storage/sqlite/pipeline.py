@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import sqlite3
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +24,7 @@ from mainstem.storage import (
     ViolationQuery,
     ViolationRow,
 )
-from mainstem.storage.sqlite.connection import connect, migrate, transaction
+from mainstem.storage.sqlite.connection import Readers, connect, migrate, transaction
 
 MIGRATIONS = (
     (
@@ -135,19 +134,11 @@ class SqlitePipelineStore:
         if not readonly:
             self._writer = connect(path, fsync=fsync)
             migrate(self._writer, MIGRATIONS)
-        self._local = threading.local()
-        self._readers: list[sqlite3.Connection] = []
-        self._lock = threading.Lock()
+        self._readers = Readers(path)
         self._closed = False
 
     def _reader(self) -> sqlite3.Connection:
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = connect(self.path, readonly=True)
-            self._local.conn = conn
-            with self._lock:
-                self._readers.append(conn)
-        return conn
+        return self._readers.get()
 
     def offset(self, partition: str) -> int:
         row = (
@@ -306,10 +297,7 @@ class SqlitePipelineStore:
         if self._closed:
             return
         self._closed = True
-        with self._lock:
-            for conn in self._readers:
-                conn.close()
-            self._readers.clear()
+        self._readers.close()
         if self._writer is not None:
             self._writer.close()
 
