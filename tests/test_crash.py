@@ -15,13 +15,12 @@ import signal
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.conftest import WRITE_KEY, ServerProcess
+from tests.conftest import WRITE_KEY, ServerProcess, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -106,14 +105,6 @@ class Sender(threading.Thread):
     def counts(self) -> tuple[int, int]:
         with self.lock:
             return self.oks, self.failures
-
-
-def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(0.02)
 
 
 def start_senders(server: ServerProcess) -> tuple[list[Sender], threading.Event]:

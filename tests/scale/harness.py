@@ -14,13 +14,12 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from tests.conftest import ADMIN_TOKEN, ROOT, WRITE_KEY, free_port
+from tests.conftest import ADMIN_TOKEN, ROOT, WRITE_KEY, free_port, wait_for
 
 BATCH = 10
 # Answers a client may get while a process or the database is down: 503 (nothing was stored,
@@ -185,14 +184,6 @@ class Client(threading.Thread):
     def counts(self) -> tuple[int, int]:
         with self.lock:
             return self.oks, self.failures
-
-
-def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(0.05)
 
 
 class Load:
