@@ -155,6 +155,29 @@ def test_a_worker_that_lost_its_lease_cannot_commit(postgres_url: str) -> None:
             closable.close()
 
 
+def test_a_worker_paused_inside_a_transaction_does_not_pin_its_partition(
+    postgres_url: str,
+) -> None:
+    # a worker stopped mid-commit holds its lease row FOR UPDATE; SKIP LOCKED claims would pass
+    # the partition over for as long as the pause lasts, unless the server ends the idle session
+    gateway = PostgresEventLog(postgres_url)
+    store = PostgresPipelineStore(postgres_url)
+    a = WorkerLeases(postgres_url, owner="a", ttl=0.5)
+    b = WorkerLeases(postgres_url, owner="b", ttl=0.5)
+    paused = connect(postgres_url, idle_timeout=0.5)
+    try:
+        assert a.heartbeat().held == ["0"]
+        paused.execute("BEGIN")
+        paused.execute("SELECT 1 FROM leases WHERE partition = '0' FOR UPDATE")
+        time.sleep(1.0)  # past the lease and past the idle-in-transaction timeout
+        assert b.heartbeat().held == ["0"]
+        with pytest.raises(psycopg.errors.IdleInTransactionSessionTimeout):
+            paused.execute("SELECT 1")  # the paused session was ended; it reconnects on waking
+    finally:
+        for closable in (paused, a, b, store, gateway):
+            closable.close()
+
+
 def test_retention_drops_whole_days_that_every_partition_processed(postgres_url: str) -> None:
     log = PostgresEventLog(postgres_url)
     store = PostgresPipelineStore(postgres_url)

@@ -16,23 +16,43 @@ from mainstem.errors import ConfigError
 
 Query = LiteralString | bytes | sql.SQL | sql.Composed
 
+_LOST = (psycopg.OperationalError, psycopg.errors.IdleInTransactionSessionTimeout)
+"""What a dropped session raises: the server restarted or went away, or it ended a transaction
+left idle too long (an ``InternalError`` in psycopg's classes, but the session is just as gone)."""
+
 # Every process may start at the same moment; the first one migrates while the others wait on
 # this lock (per schema, so tests in fresh schemas do not queue behind each other).
 _MIGRATION_LOCK = "SELECT pg_advisory_lock(hashtext('mainstem.migrate:' || current_schema()))"
 _MIGRATION_UNLOCK = "SELECT pg_advisory_unlock(hashtext('mainstem.migrate:' || current_schema()))"
 
+IDLE_IN_TRANSACTION_TIMEOUT = 5.0
+"""Seconds a transaction may sit idle before the server ends the session. No Mainstem
+transaction waits on its client that long; one that does belongs to a process that was paused
+(SIGSTOP, a VM freeze, a partition) while holding row locks — a worker mid-commit holds its lease
+row ``FOR UPDATE``, and ``SKIP LOCKED`` claims would pass that partition over for as long as the
+pause lasts. Ending the session releases the locks; the paused process reconnects when it wakes."""
 
-def connect(url: str) -> psycopg.Connection[tuple[object, ...]]:
+
+def connect(
+    url: str, *, idle_timeout: float = IDLE_IN_TRANSACTION_TIMEOUT
+) -> psycopg.Connection[tuple[object, ...]]:
     """A connection in autocommit mode: callers open transactions with :func:`transaction`.
+    A transaction left idle for ``idle_timeout`` seconds ends the session (see
+    :data:`IDLE_IN_TRANSACTION_TIMEOUT`).
 
     Raises:
         ConfigError: the URL is malformed (a connection refused propagates as
             :class:`psycopg.OperationalError`, which callers retry).
     """
     try:
-        return psycopg.connect(url, autocommit=True, connect_timeout=5)
+        conn = psycopg.connect(url, autocommit=True, connect_timeout=5)
     except psycopg.ProgrammingError as exc:
         raise ConfigError(f"database_url: {exc} — expected postgresql://user@host/db") from exc
+    conn.execute(
+        "SELECT set_config('idle_in_transaction_session_timeout', %s, false)",
+        (f"{round(idle_timeout * 1000)}ms",),
+    )
+    return conn
 
 
 @contextmanager
@@ -48,8 +68,9 @@ class Connections:
     """One connection per thread, reopened after a failure (a PostgreSQL restart breaks every
     connection; the next call gets a fresh one instead of failing forever)."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, idle_timeout: float = IDLE_IN_TRANSACTION_TIMEOUT) -> None:
         self.url = url
+        self.idle_timeout = idle_timeout
         self._local = threading.local()
         self._all: list[psycopg.Connection[tuple[object, ...]]] = []
         self._lock = threading.Lock()
@@ -61,7 +82,7 @@ class Connections:
             return conn
         if self._closed:
             raise RuntimeError("storage is closed")
-        conn = connect(self.url)
+        conn = connect(self.url, idle_timeout=self.idle_timeout)
         self._local.conn = conn
         with self._lock:
             self._all = [c for c in self._all if not c.closed]
@@ -75,7 +96,7 @@ class Connections:
             conn = self.get()
             try:
                 return conn.execute(query, params).fetchall()
-            except psycopg.OperationalError:
+            except _LOST:
                 self._discard(conn)
                 if attempt == 2:
                     raise
@@ -89,7 +110,7 @@ class Connections:
         try:
             with conn.transaction():
                 yield conn
-        except psycopg.OperationalError:
+        except _LOST:
             self._discard(conn)
             raise
 
