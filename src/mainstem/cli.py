@@ -316,6 +316,7 @@ def _serve_signature() -> inspect.Signature:
     for setting in SETTINGS:
         option = typer.Option(
             setting.flag,
+            *setting.aliases,
             metavar=setting.metavar,
             show_default=False,
             help=f"{setting.help} (env {setting.env}, default {setting.default_text})",
@@ -350,6 +351,7 @@ def status(
         str | None,
         typer.Option(
             "--database-url",
+            "--database",
             envvar="MAINSTEM_DATABASE_URL",
             help="PostgreSQL URL (default: the workspace's database_url setting).",
         ),

@@ -100,6 +100,8 @@ class Setting:
     help: str
     parse: Callable[[object], Any]
     metavar: str = "VALUE"
+    aliases: tuple[str, ...] = ()
+    """Other ``serve`` flags for the same setting (``--database`` for ``--database-url``)."""
 
     @property
     def env(self) -> str:
@@ -146,6 +148,7 @@ SETTINGS: tuple[Setting, ...] = (
         "empty: the embedded SQLite files in data_dir.",
         parse_secret,
         "URL",
+        aliases=("--database",),
     ),
     Setting(
         "role",

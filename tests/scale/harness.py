@@ -45,7 +45,7 @@ class Node:
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 30.0) -> None:
-        env = {**os.environ, "MAINSTEM_DATABASE_URL": self.url}
+        env = {k: v for k, v in os.environ.items() if k != "MAINSTEM_DATABASE_URL"}
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
                 [
@@ -59,6 +59,8 @@ class Node:
                     str(self.data_dir),
                     "--port",
                     str(self.port),
+                    "--database",
+                    self.url,
                     "--role",
                     self.role,
                     "--lease-ttl",

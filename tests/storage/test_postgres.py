@@ -291,7 +291,7 @@ def test_status_shows_partitions_leases_lag_and_log_tables(postgres_url: str) ->
         assert (partition.gateway, partition.worker) == ("gw:8088", "worker-a")
         assert [owner for owner, _ in report.workers] == ["worker-a"]
         assert "log_default" in {name for name, _ in report.log_tables}
-        result = CliRunner().invoke(app, ["status", "--database-url", postgres_url])
+        result = CliRunner().invoke(app, ["status", "--database", postgres_url])
         assert result.exit_code == 0, result.output
         assert "gw:8088" in result.output and "lag 2 requests" in result.output
     finally:
