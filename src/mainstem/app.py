@@ -37,6 +37,7 @@ from mainstem.plans.governance import source_plans
 from mainstem.processor import Processor
 from mainstem.storage import EventLog, EventQuery, PipelineStore
 from mainstem.storage.groupcommit import GroupCommitter
+from mainstem.storage.postgres.delivery import PostgresDeliveryState
 from mainstem.storage.postgres.eventlog import PostgresEventLog
 from mainstem.storage.postgres.pipeline import PostgresPipelineStore
 from mainstem.storage.sqlite.eventlog import SqliteEventLog
@@ -121,9 +122,13 @@ class App:
         return delivery_service.overview(self.workspace.destinations, self._deliveries(), head)
 
     def _deliveries(self) -> DeliveryState | None:
-        """``delivery.db``, read-only, once the processor has created it."""
+        """``delivery.db``, read-only, once the processor has created it; on PostgreSQL the
+        shared delivery tables."""
         if self._delivery_state is None:
-            self._delivery_state = delivery_service.open_state(self.data.root)
+            url = self.workspace.settings.database_url.reveal()
+            self._delivery_state = (
+                PostgresDeliveryState(url) if url else delivery_service.open_state(self.data.root)
+            )
         return self._delivery_state
 
     def _store(self) -> PipelineStore:

@@ -357,7 +357,8 @@ def status(
         ),
     ] = None,
 ) -> None:
-    """Show a PostgreSQL deployment: log partitions, leases, lag, workers, retention, sizes."""
+    """Show a PostgreSQL deployment: log partitions, leases, lag, destination queues, workers,
+    retention, sizes."""
     from mainstem.storage.postgres.status import status as read_status
 
     if not database_url:
@@ -389,6 +390,19 @@ def status(
             item.worker or "-",
         )
     _out.print(table)
+    if report.destinations:
+        queues = Table(title="Destinations")
+        for column in ("destination", "cursor", "queued", "dead letters", "worker"):
+            queues.add_column(column)
+        for queue in report.destinations:
+            queues.add_row(
+                queue.destination,
+                str(queue.cursor),
+                str(queue.queued),
+                str(queue.dead_letters),
+                queue.worker or "-",
+            )
+        _out.print(queues)
     workers = Table(title="Workers")
     workers.add_column("owner")
     workers.add_column("last heartbeat")

@@ -5,6 +5,12 @@ Workers on any number of machines divide the log partitions among themselves thr
 SKIP LOCKED``). A partition is processed by one worker at a time, in seq order, so per-user order
 within a partition is kept; each commit is fenced by the lease, so a worker that was paused or
 cut off while its partition moved cannot commit the same records twice.
+
+Destinations are divided the same way: each enabled destination's courier runs on the one worker
+holding its delivery lease, tailing the event store (whose seqs commit in order, so a cursor
+never skips an event) and moving a cursor fenced by that lease. A dead or paused worker's
+destinations move with its partitions; the batch it had in flight is sent again by the new
+holder — at-least-once, as on one machine.
 """
 
 from __future__ import annotations
@@ -13,11 +19,15 @@ import logging
 import threading
 import time
 
+from mainstem.destinations.courier import Running
+from mainstem.destinations.spec import Destination
+from mainstem.errors import LeaseLost
 from mainstem.intake import Limits
 from mainstem.plans.governance import SourcePlan
 from mainstem.processor import Processor
+from mainstem.storage.postgres.delivery import PostgresDeliveryState
 from mainstem.storage.postgres.eventlog import PostgresEventLog, owner_token
-from mainstem.storage.postgres.leases import LeaseLost, WorkerLeases
+from mainstem.storage.postgres.leases import WorkerLeases
 from mainstem.storage.postgres.pipeline import PostgresPipelineStore
 from mainstem.timestamps import now_us
 
@@ -34,9 +44,11 @@ class Consumer:
         lease_ttl: float = 5.0,
         fsync: bool = True,
         plans: tuple[SourcePlan, ...] = (),
+        destinations: tuple[Destination, ...] = (),
     ) -> None:
         self.url = url
         self.plans = plans
+        self.destinations = {d.id: d for d in destinations if d.enabled}
         self.owner = owner_token()
         self.limits = limits
         self.dedupe_window = dedupe_window
@@ -44,9 +56,13 @@ class Consumer:
         self.leases = WorkerLeases(url, owner=self.owner, ttl=lease_ttl)
         self.store = PostgresPipelineStore(url, fsync=fsync, owner=self.owner)
         self.processors: dict[str, Processor] = {}
+        self.delivery = PostgresDeliveryState(url, owner=self.owner)
+        self.couriers: dict[str, tuple[Running, threading.Event]] = {}
+        self._stopped: list[Running] = []
 
     def _rebalance(self) -> None:
-        share = self.leases.heartbeat()
+        share = self.leases.heartbeat(list(self.destinations))
+        self._deliver(share.destinations)
         for partition in set(self.processors) - set(share.held):
             log.info("log partition %s moved to another worker", partition)
             self.processors.pop(partition).eventlog.close()
@@ -98,8 +114,32 @@ class Consumer:
         finally:
             self.close()
 
+    def _deliver(self, held: list[str]) -> None:
+        """Run a courier for each destination this worker holds, and only for those."""
+        for destination_id in set(self.couriers) - set(held):
+            log.info("destination %s moved to another worker", destination_id)
+            running, stop = self.couriers.pop(destination_id)
+            stop.set()
+            self._stopped.append(running)
+        for destination_id in held:
+            running_now = self.couriers.get(destination_id)
+            if running_now is not None and not running_now[0].thread.is_alive():
+                self._stopped.append(self.couriers.pop(destination_id)[0])  # it lost the lease
+            if destination_id not in self.couriers:
+                stop = threading.Event()
+                destination = self.destinations[destination_id]
+                running = Running(destination, self.store, self.delivery, stop)
+                self.couriers[destination_id] = (running, stop)
+
     def close(self) -> None:
         """Give the leases back so the partitions move at once; idempotent."""
+        for running, stop in self.couriers.values():
+            stop.set()
+            self._stopped.append(running)
+        self.couriers.clear()
+        for running in self._stopped:
+            running.join()
+        self._stopped.clear()
         for processor in self.processors.values():
             processor.eventlog.close()
         self.processors.clear()
@@ -108,4 +148,5 @@ class Consumer:
         except Exception as exc:
             log.warning("could not release the worker leases: %s", exc)
         self.leases.close()
+        self.delivery.close()
         self.store.close()

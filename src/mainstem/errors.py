@@ -11,6 +11,7 @@
     ├── NotFound                404
     ├── TooManyRequests         429  the event log is behind; retry after ``retry_after`` seconds
     ├── RetryLater              503  storage not ready or shutting down; the client should retry
+    │   └── LeaseLost           503  another process holds the lease now; nothing was committed
     └── ConfigError             ---  the workspace or settings are wrong; fix the file and restart
 
 Each class carries its HTTP status and a machine-readable ``code``; structured facts live in
@@ -69,6 +70,12 @@ class TooManyRequests(MainstemError):
 class RetryLater(MainstemError):
     status = 503
     code = "unavailable"
+
+
+class LeaseLost(RetryLater):
+    """Another process holds the lease (on a log partition, or on a destination's delivery) now:
+    ours had expired and nothing was committed. A gateway appends to another partition; a worker
+    drops the partition or stops delivering to the destination."""
 
 
 class ConfigError(MainstemError):

@@ -163,6 +163,7 @@ def _run_consumer(args: dict[str, Any], stop: threading.Event) -> None:
         lease_ttl=args["lease_ttl"],
         fsync=args["fsync"],
         plans=args.get("plans", ()),
+        destinations=tuple(args.get("destinations", ())),
     )
     log.info("worker started (pid %d, lease owner %s)", os.getpid(), consumer.owner)
     consumer.run(stop)

@@ -124,16 +124,21 @@ def _handler(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
+def listen(receiver: Receiver) -> ThreadingHTTPServer:
+    """Serve ``receiver`` on a loopback port (its ``url``) until the server is shut down."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(receiver))
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    receiver.url = f"http://127.0.0.1:{server.server_address[1]}"
+    return server
+
+
 @pytest.fixture
 def serve() -> Iterator[Callable[[Receiver], Receiver]]:
     servers: list[ThreadingHTTPServer] = []
 
     def start(receiver: Receiver) -> Receiver:
-        server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(receiver))
-        server.daemon_threads = True
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        servers.append(server)
-        receiver.url = f"http://127.0.0.1:{server.server_address[1]}"
+        servers.append(listen(receiver))
         return receiver
 
     yield start

@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import WORKSPACE
+from tests.destinations.conftest import Receiver, listen
 from tests.scale.harness import Node
 from tests.storage.postgres import fresh_schema
 
@@ -19,11 +20,32 @@ def postgres_url() -> Iterator[str]:
 
 
 @pytest.fixture
-def cluster(postgres_url: str, tmp_path: Path) -> Iterator[Cluster]:
-    """``cluster(role)`` starts a ``mainstem serve --role role`` on the test's schema; every
-    node is stopped (and resumed, if a test paused it) at the end."""
+def sink() -> Iterator[Receiver]:
+    """The cluster's test destination: a webhook receiver on loopback."""
+    receiver = Receiver("webhook")
+    server = listen(receiver)
+    yield receiver
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
+def cluster(postgres_url: str, sink: Receiver, tmp_path: Path) -> Iterator[Cluster]:
+    """``cluster(role)`` starts a ``mainstem serve --role role`` on the test's schema, with one
+    batched webhook destination (``sink``); every node is stopped (and resumed, if a test paused
+    it) at the end."""
     config = tmp_path / "mainstem.yaml"
-    config.write_text(WORKSPACE.format(data_dir=tmp_path / "data"), encoding="utf-8")
+    destination = (
+        "destinations:\n"
+        "  - id: sink\n"
+        "    type: webhook\n"
+        "    batch: {size: 100, interval: 0.2s}\n"
+        f'    settings: {{url: "{sink.url}/in"}}\n'
+    )
+    config.write_text(
+        WORKSPACE.format(data_dir=tmp_path / "data").replace("destinations: []\n", destination),
+        encoding="utf-8",
+    )
     nodes: list[Node] = []
 
     def start(role: str) -> Node:

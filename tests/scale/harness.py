@@ -20,6 +20,7 @@ from typing import Any
 import httpx
 
 from tests.conftest import ADMIN_TOKEN, ROOT, WRITE_KEY, free_port, wait_for
+from tests.destinations.conftest import Receiver
 
 BATCH = 10
 # Answers a client may get while a process or the database is down: 503 (nothing was stored,
@@ -265,3 +266,18 @@ def assert_exactly_once_in_order(stored: list[dict[str, Any]], clients: list[Cli
         by_user.setdefault(message["userId"], []).append(message["properties"]["n"])
     out_of_order = {user: ns for user, ns in by_user.items() if ns != sorted(ns)}
     assert not out_of_order, f"per-user order broken for {sorted(out_of_order)}"
+
+
+def assert_delivered_at_least_once(sink: Receiver, clients: list[Client]) -> None:
+    """Every messageId answered 200 reaches the test destination (again after a fault is
+    fine: at-least-once), and nothing that was never sent does."""
+    acked = set().union(*(c.acked for c in clients))
+    sent = set().union(*(c.sent for c in clients))
+
+    def delivered() -> set[str]:
+        return {message["messageId"] for message in sink.messages()}
+
+    wait_for(lambda: acked <= delivered(), 60, "every acknowledged event to be delivered")
+    never_sent = sorted(delivered() - sent)
+    assert not never_sent, f"{len(never_sent)} delivered messageIds never sent: {never_sent[:20]}"
+    assert not sink.refused, f"the destination refused requests: {sink.refused[:5]}"

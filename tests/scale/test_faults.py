@@ -1,7 +1,8 @@
 """Faults under load, on real processes and the real PostgreSQL: gateways and workers are killed,
 paused and the database is restarted while clients stream batches. Afterwards, once the workers
-have caught up, every messageId answered 200 is stored exactly once, nothing unsent is stored,
-and every user's events are stored in the order the user sent them.
+have caught up, every messageId answered 200 is stored exactly once and delivered at least once
+to the test destination (a webhook on loopback), nothing unsent is stored or delivered, and every
+user's events are stored in the order the user sent them.
 
 A network partition of a worker is simulated by pausing its process tree with SIGSTOP: to the
 database and the other workers that is indistinguishable (no heartbeats, no commits), and when
@@ -17,8 +18,15 @@ import subprocess
 import psycopg
 import pytest
 
+from tests.destinations.conftest import Receiver
 from tests.scale.conftest import Cluster
-from tests.scale.harness import Load, assert_exactly_once_in_order, caught_up, wait_for
+from tests.scale.harness import (
+    Load,
+    assert_delivered_at_least_once,
+    assert_exactly_once_in_order,
+    caught_up,
+    wait_for,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -34,7 +42,7 @@ def lease_owners(url: str) -> dict[str, int]:
     return {str(owner): int(count) for owner, count in rows}
 
 
-def test_sigkill_of_a_gateway_mid_request(cluster: Cluster) -> None:
+def test_sigkill_of_a_gateway_mid_request(cluster: Cluster, sink: Receiver) -> None:
     gateways = [cluster("gateway"), cluster("gateway")]
     workers = [cluster("worker"), cluster("worker")]
     with Load(gateways, CLIENTS) as load:
@@ -43,9 +51,10 @@ def test_sigkill_of_a_gateway_mid_request(cluster: Cluster) -> None:
         gateways[0].start()  # same host:port: it takes its log partition back
         load.progress(10, 30, "10 more batches per client after the restart")
     assert_exactly_once_in_order(caught_up(workers[0]), load.clients)
+    assert_delivered_at_least_once(sink, load.clients)
 
 
-def test_sigkill_of_a_worker_mid_batch(cluster: Cluster, postgres_url: str) -> None:
+def test_sigkill_of_a_worker_mid_batch(cluster: Cluster, sink: Receiver, postgres_url: str) -> None:
     gateways = [cluster("gateway"), cluster("gateway")]
     workers = [cluster("worker"), cluster("worker")]
     with Load(gateways, CLIENTS) as load:
@@ -60,9 +69,12 @@ def test_sigkill_of_a_worker_mid_batch(cluster: Cluster, postgres_url: str) -> N
             "one worker to hold both partitions",
         )
     assert_exactly_once_in_order(caught_up(gateways[0]), load.clients)
+    assert_delivered_at_least_once(sink, load.clients)
 
 
-def test_a_paused_worker_cannot_commit_what_moved(cluster: Cluster, postgres_url: str) -> None:
+def test_a_paused_worker_cannot_commit_what_moved(
+    cluster: Cluster, sink: Receiver, postgres_url: str
+) -> None:
     gateways = [cluster("gateway"), cluster("gateway")]
     workers = [cluster("worker"), cluster("worker")]
     with Load(gateways, CLIENTS) as load:
@@ -79,9 +91,10 @@ def test_a_paused_worker_cannot_commit_what_moved(cluster: Cluster, postgres_url
         load.progress(10, 30, "10 more batches per client after it came back")
         wait_for(lambda: len(lease_owners(postgres_url)) == 2, 15, "the shares to rebalance")
     assert_exactly_once_in_order(caught_up(gateways[1]), load.clients)
+    assert_delivered_at_least_once(sink, load.clients)
 
 
-def test_postgresql_restarted_under_load(cluster: Cluster) -> None:
+def test_postgresql_restarted_under_load(cluster: Cluster, sink: Receiver) -> None:
     ctl = shutil.which("pg_ctlcluster")
     assert ctl is not None, "pg_ctlcluster is needed to restart PostgreSQL (Debian postgresql)"
     gateways = [cluster("gateway"), cluster("gateway")]
@@ -95,9 +108,12 @@ def test_postgresql_restarted_under_load(cluster: Cluster) -> None:
         )
         load.progress(10, 60, "10 more batches per client after the restart")
     assert_exactly_once_in_order(caught_up(workers[1]), load.clients)
+    assert_delivered_at_least_once(sink, load.clients)
 
 
-def test_adding_a_worker_rebalances_without_a_restart(cluster: Cluster, postgres_url: str) -> None:
+def test_adding_a_worker_rebalances_without_a_restart(
+    cluster: Cluster, sink: Receiver, postgres_url: str
+) -> None:
     gateways = [cluster("gateway"), cluster("gateway")]
     first = cluster("worker")
     with Load(gateways, CLIENTS) as load:
@@ -111,3 +127,4 @@ def test_adding_a_worker_rebalances_without_a_restart(cluster: Cluster, postgres
         )
         load.progress(5, 30, "5 more batches per client")
     assert_exactly_once_in_order(caught_up(first), load.clients)
+    assert_delivered_at_least_once(sink, load.clients)

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import json
+
 import httpx
 import pytest
+from typer.testing import CliRunner
 
-from tests.conftest import WRITE_KEY
+from mainstem.cli import app
+from tests.conftest import ADMIN_TOKEN, WRITE_KEY, wait_for
+from tests.destinations.conftest import Receiver
 from tests.scale.conftest import Cluster
 from tests.scale.harness import caught_up
 
@@ -33,7 +38,7 @@ def test_serve_on_postgresql_stores_events_readable_over_the_api(cluster: Cluste
     assert node.health()["status"] == "ok"
 
 
-def test_gateways_and_workers_in_separate_processes(cluster: Cluster) -> None:
+def test_gateways_and_workers_in_separate_processes(cluster: Cluster, sink: Receiver) -> None:
     gateways = [cluster("gateway"), cluster("gateway")]
     worker = cluster("worker")
     for index, gateway in enumerate(gateways):
@@ -44,5 +49,26 @@ def test_gateways_and_workers_in_separate_processes(cluster: Cluster) -> None:
         assert response.status_code == 200, response.text
     stored = caught_up(worker, timeout=30)
     assert sorted(m["messageId"] for m in stored) == ["m0", "m1"]
+    # the worker delivers to the destination; any gateway's admin API shows it
+    wait_for(lambda: len(sink.messages()) == 2, 30, "both events to reach the destination")
+    assert sorted(m["messageId"] for m in sink.messages()) == ["m0", "m1"]
+    headers = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    overview = httpx.get(f"{gateways[1].http}/api/v1/destinations", headers=headers).json()
+    [row] = overview["data"]
+    assert (row["id"], row["delivered"], row["lag"], row["dead_letters"]) == ("sink", 2, 0, 0)
+    deliveries = httpx.get(
+        f"{gateways[0].http}/api/v1/destinations/sink/deliveries", headers=headers
+    ).json()["data"]
+    assert {d["outcome"] for d in deliveries} == {"delivered"}
+    assert sum(d["events"] for d in deliveries) == 2
+    # and so does the CLI, from any machine that can reach the database
+    result = CliRunner().invoke(
+        app,
+        ["destinations", "--config", str(worker.config), "--json"],
+        env={"MAINSTEM_DATABASE_URL": worker.url},
+    )
+    assert result.exit_code == 0, result.output
+    [row] = json.loads(result.output)
+    assert (row["id"], row["delivered"], row["lag"]) == ("sink", 2, 0)
     # a worker does not take Tracking API requests
     assert httpx.post(f"{worker.http}/v1/track", json={}).status_code == 503

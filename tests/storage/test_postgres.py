@@ -10,12 +10,13 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from mainstem.errors import ConfigError
+from mainstem.errors import ConfigError, LeaseLost
 from mainstem.logrecord import LogRecord
 from mainstem.storage import Batch, EventQuery, StoredEvent
 from mainstem.storage.postgres.connection import connect, migrate
+from mainstem.storage.postgres.delivery import PostgresDeliveryState
 from mainstem.storage.postgres.eventlog import PostgresEventLog, day_partitions
-from mainstem.storage.postgres.leases import LeaseLost, WorkerLeases
+from mainstem.storage.postgres.leases import WorkerLeases
 from mainstem.storage.postgres.pipeline import MIGRATIONS as PIPELINE_MIGRATIONS
 from mainstem.storage.postgres.pipeline import PostgresPipelineStore
 from mainstem.timestamps import now_us
@@ -230,7 +231,7 @@ def test_processes_starting_together_migrate_once(postgres_url: str) -> None:
     assert errors == []
     with connect(postgres_url) as conn:
         names = [row[0] for row in conn.execute("SELECT name FROM schema_migrations")]
-    assert names == ["pipeline/0001_pipeline", "pipeline/0002_violations"]
+    assert names == [name for name, _ in PIPELINE_MIGRATIONS]
 
 
 def test_a_database_from_a_newer_version_is_refused(postgres_url: str) -> None:
@@ -278,9 +279,17 @@ def test_status_shows_partitions_leases_lag_and_log_tables(postgres_url: str) ->
     leases = WorkerLeases(postgres_url, owner="worker-a")
     try:
         gateway.append([record(1), record(2), record(3)])
-        leases.heartbeat()
-        store.commit(Batch("0", 1))
+        leases.heartbeat(["hook"])
+        store.commit(Batch("0", 1, events=[("web", event("m1")), ("web", event("m2"))]))
+        delivery = PostgresDeliveryState(postgres_url, owner="worker-a")
+        delivery.begin("hook", 0)
+        delivery.advance("hook", 1, delivered=1)
+        delivery.close()
         report = status(postgres_url)
+        assert [
+            (d.destination, d.cursor, d.queued, d.dead_letters, d.worker)
+            for d in report.destinations
+        ] == [("hook", 1, 1, 0, "worker-a")]
         [partition] = report.partitions
         assert (partition.partition, partition.last_seq, partition.offset, partition.lag) == (
             "0",
@@ -294,6 +303,7 @@ def test_status_shows_partitions_leases_lag_and_log_tables(postgres_url: str) ->
         result = CliRunner().invoke(app, ["status", "--database", postgres_url])
         assert result.exit_code == 0, result.output
         assert "gw:8088" in result.output and "lag 2 requests" in result.output
+        assert "Destinations" in result.output and "worker-a" in result.output
     finally:
         for closable in (leases, store, gateway):
             closable.close()

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -16,8 +18,11 @@ from mainstem import config
 from mainstem.api import parse_since
 from mainstem.config import Workspace
 from mainstem.destinations import service
+from mainstem.destinations.state import DeliveryState
 from mainstem.errors import MainstemError
-from mainstem.storage import EventQuery
+from mainstem.storage import EventQuery, PipelineStore
+from mainstem.storage.postgres.delivery import PostgresDeliveryState
+from mainstem.storage.postgres.pipeline import PostgresPipelineStore
 from mainstem.storage.sqlite.pipeline import SqlitePipelineStore
 
 ConfigOption = Annotated[
@@ -45,15 +50,32 @@ def _workspace(config_path: str, data_dir: str | None) -> tuple[Workspace, Path]
     return workspace, Path(data_dir or workspace.settings.data_dir)
 
 
-def _head(root: Path) -> int:
-    path = root / "pipeline.db"
-    if not path.exists():
-        return 0
-    store = SqlitePipelineStore(path, readonly=True)
+@contextmanager
+def _storage(
+    workspace: Workspace, root: Path, *, writable_state: bool = False
+) -> Iterator[tuple[PipelineStore | None, DeliveryState | None]]:
+    """The event store and delivery state: the shared PostgreSQL when ``database_url`` is set,
+    else the files in ``root`` (``None`` for each that does not exist yet)."""
+    url = workspace.settings.database_url.reveal()
+    store: PipelineStore | None
+    state: DeliveryState | None
+    if url:
+        store = PostgresPipelineStore(url, readonly=True)
+        state = PostgresDeliveryState(url)
+    else:
+        path = root / "pipeline.db"
+        store = SqlitePipelineStore(path, readonly=True) if path.exists() else None
+        state = service.open_state(root, readonly=not writable_state)
     try:
-        newest = store.events(EventQuery(limit=1))
+        yield store, state
     finally:
-        store.close()
+        for closable in (state, store):
+            if closable is not None:
+                closable.close()
+
+
+def _head(store: PipelineStore | None) -> int:
+    newest = store.events(EventQuery(limit=1)) if store is not None else []
     return newest[0].seq if newest else 0
 
 
@@ -64,12 +86,8 @@ def destinations_command(
 ) -> None:
     """List the destinations with their position, lag, totals and last error."""
     workspace, root = _workspace(config_path, data_dir)
-    state = service.open_state(root)
-    try:
-        rows = service.overview(workspace.destinations, state, _head(root))
-    finally:
-        if state is not None:
-            state.close()
+    with _storage(workspace, root) as (store, state):
+        rows = service.overview(workspace.destinations, state, _head(store))
     if as_json:
         typer.echo(msgspec.json.encode(rows).decode())
         return
@@ -111,14 +129,8 @@ def deliveries_command(
             service.find(workspace.destinations, destination)
         except MainstemError as exc:
             raise _fail(exc) from exc
-    state = service.open_state(root)
-    if state is None:
-        attempts = []
-    else:
-        try:
-            attempts = state.attempts(destination, failed=failed, limit=limit)
-        finally:
-            state.close()
+    with _storage(workspace, root) as (_, state):
+        attempts = state.attempts(destination, failed=failed, limit=limit) if state else []
     rows = [service.attempt_json(attempt) for attempt in attempts]
     if as_json:
         typer.echo(msgspec.json.encode(rows).decode())
@@ -167,36 +179,30 @@ def replay_command(
         end = parse_since(until)
     except MainstemError as exc:
         raise _fail(exc) from exc
-    path = root / "pipeline.db"
-    if not path.exists():
-        raise _fail(f"no events in {root} yet — start the server with `mainstem serve`")
-    store = SqlitePipelineStore(path, readonly=True)
-    state = service.open_state(root, readonly=False)
-    assert state is not None
     columns = (
         TextColumn("replay"),
         BarColumn(),
         MofNCompleteColumn(),
         TimeRemainingColumn(),
     )
-    try:
-        with Progress(*columns, console=_err, transient=True) as progress:
-            task = progress.add_task("replay", total=None)
-            result = service.replay(
-                target,
-                store,
-                state,
-                dead_letters=dead_letters,
-                since=start,
-                until=end,
-                dry_run=dry_run,
-                progress=lambda done, total: progress.update(task, completed=done, total=total),
-            )
-    except MainstemError as exc:
-        raise _fail(exc) from exc
-    finally:
-        state.close()
-        store.close()
+    with _storage(workspace, root, writable_state=True) as (store, state):
+        if store is None or state is None:
+            raise _fail(f"no events in {root} yet — start the server with `mainstem serve`")
+        try:
+            with Progress(*columns, console=_err, transient=True) as progress:
+                task = progress.add_task("replay", total=None)
+                result = service.replay(
+                    target,
+                    store,
+                    state,
+                    dead_letters=dead_letters,
+                    since=start,
+                    until=end,
+                    dry_run=dry_run,
+                    progress=lambda done, total: progress.update(task, completed=done, total=total),
+                )
+        except MainstemError as exc:
+            raise _fail(exc) from exc
     verb = "would send" if dry_run else "sent"
     typer.echo(
         f"{verb} {result.sent} event(s) to {target.id} in {result.requests} request(s); "

@@ -34,6 +34,7 @@ from mainstem.destinations.state import (
     DeliveryState,
     SqliteDeliveryState,
 )
+from mainstem.errors import LeaseLost
 from mainstem.storage import EventQuery, EventRow, PipelineStore
 
 log = logging.getLogger(__name__)
@@ -83,10 +84,14 @@ class Courier:
         self.last_error: str | None = None
 
     def run(self) -> None:
-        """Deliver until ``stop`` is set; errors of our own are logged and retried."""
+        """Deliver until ``stop`` is set, or until another worker holds this destination
+        (PostgreSQL); errors of our own are logged and retried."""
         while not self.stop.is_set():
             try:
                 step = self.run_once()
+            except LeaseLost as exc:
+                log.info("destination %s: %s", self.destination.id, exc)
+                return
             except Exception:
                 log.exception("destination %s: delivery step failed", self.destination.id)
                 step = "idle"
@@ -234,6 +239,37 @@ def state_for(data_dir: Path, *, readonly: bool = False) -> SqliteDeliveryState:
     return SqliteDeliveryState(data_dir / FILE_NAME, readonly=readonly)
 
 
+class Running:
+    """One destination's courier on its own daemon thread."""
+
+    def __init__(
+        self,
+        destination: Destination,
+        store: PipelineStore,
+        state: DeliveryState,
+        stop: threading.Event,
+        *,
+        timing: Timing = Timing(),
+    ) -> None:
+        newest = store.events(EventQuery(limit=1))
+        head = newest[0].seq if newest else 0
+        if state.begin(destination.id, head):
+            log.info("destination %s is new: it starts after seq %d", destination.id, head)
+        self.stop = stop
+        self.transport = transports.for_destination(destination)
+        courier = Courier(destination, store, state, self.transport, stop, timing=timing)
+        self.thread = threading.Thread(
+            target=courier.run, name=f"destination-{destination.id}", daemon=True
+        )
+        self.thread.start()
+        log.info("destination %s (%s) started", destination.id, destination.type)
+
+    def join(self) -> None:
+        """Wait for the courier to see ``stop`` (or lose its lease), then close its transport."""
+        self.thread.join()
+        self.transport.close()
+
+
 def start(
     destinations: Sequence[Destination],
     store: PipelineStore,
@@ -242,8 +278,8 @@ def start(
     *,
     timing: Timing = Timing(),
 ) -> Callable[[], None]:
-    """Start one daemon thread per enabled destination; returns ``join`` (waits for the threads
-    to see ``stop`` and closes the state).
+    """Start one courier per enabled destination; returns ``join`` (waits for the threads to
+    see ``stop`` and closes the state).
 
     A destination started for the first time begins after the newest stored event, as in
     Segment, where a new destination receives new events and history is a replay away.
@@ -252,29 +288,11 @@ def start(
     if not enabled:
         return lambda: None
     state = state_for(data_dir)
-    newest = store.events(EventQuery(limit=1))
-    for destination in enabled:
-        if state.begin(destination.id, newest[0].seq if newest else 0):
-            log.info(
-                "destination %s is new: it starts after seq %d",
-                destination.id,
-                newest[0].seq if newest else 0,
-            )
-    threads: list[tuple[threading.Thread, transports.Transport]] = []
-    for destination in enabled:
-        transport = transports.for_destination(destination)
-        courier = Courier(destination, store, state, transport, stop, timing=timing)
-        thread = threading.Thread(
-            target=courier.run, name=f"destination-{destination.id}", daemon=True
-        )
-        thread.start()
-        threads.append((thread, transport))
-        log.info("destination %s (%s) started", destination.id, destination.type)
+    running = [Running(d, store, state, stop, timing=timing) for d in enabled]
 
     def join() -> None:
-        for thread, transport in threads:
-            thread.join()
-            transport.close()
+        for courier in running:
+            courier.join()
         state.close()
 
     return join

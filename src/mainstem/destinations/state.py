@@ -1,8 +1,10 @@
 """Delivery state: each destination's cursor over the event store, its attempts and dead letters.
 
-:class:`DeliveryState` is the port; :class:`SqliteDeliveryState` keeps it in
+:class:`DeliveryState` is the port. :class:`SqlDeliveryState` holds the statements, written once
+in the SQL that SQLite and PostgreSQL share; :class:`SqliteDeliveryState` keeps the state in
 ``<data_dir>/delivery.db``, apart from the pipeline database so delivery never contends with the
-processor's commits. A PostgreSQL version implements the same Protocol.
+processor's commits, and :class:`~mainstem.storage.postgres.delivery.PostgresDeliveryState` in
+the shared PostgreSQL, fenced by the worker's delivery lease.
 """
 
 from __future__ import annotations
@@ -10,10 +12,15 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
+
+Row = tuple[object, ...]
+Run = Callable[[str, Sequence[object]], list[Row]]
+"""Runs one statement (``?`` placeholders) inside a transaction and returns its rows."""
 
 FILE_NAME = "delivery.db"
 
@@ -171,7 +178,194 @@ _ATTEMPT_COLUMNS = "destination, first_seq, last_seq, events, attempt, outcome, 
 _KEEP_ATTEMPTS = 10_000  # per destination; older rows are trimmed as new ones arrive
 
 
-class SqliteDeliveryState:
+class SqlDeliveryState:
+    """The statements of :class:`DeliveryState`, with ``?`` placeholders; a backend supplies
+    reads (:meth:`_read`), transactions (:meth:`_transaction`) and, optionally, a fence checked
+    before the cursor moves (:meth:`_fence`)."""
+
+    def _read(self, query: str, params: Sequence[object] = ()) -> list[Row]:
+        raise NotImplementedError
+
+    def _transaction(self) -> AbstractContextManager[Run]:
+        raise NotImplementedError
+
+    def _fence(self, run: Run, destination: str) -> None:
+        """Raise if this process may no longer move ``destination``'s cursor."""
+
+    def cursor(self, destination: str) -> int:
+        rows = self._read("SELECT seq FROM cursors WHERE destination = ?", (destination,))
+        return int(str(rows[0][0])) if rows else 0
+
+    def begin(self, destination: str, seq: int) -> bool:
+        with self._transaction() as run:
+            inserted = run(
+                "INSERT INTO cursors (destination, seq, updated_at) VALUES (?, ?, ?) "
+                "ON CONFLICT (destination) DO NOTHING RETURNING destination",
+                (destination, seq, time.time()),
+            )
+        return bool(inserted)
+
+    def advance(
+        self,
+        destination: str,
+        seq: int,
+        *,
+        attempt: Attempt | None = None,
+        delivered: int = 0,
+        filtered: int = 0,
+        dead: Sequence[DeadLetter] = (),
+    ) -> None:
+        now = time.time()
+        with self._transaction() as run:
+            self._fence(run, destination)
+            # never backwards: a courier that was paused with an old batch may finish it late
+            run(
+                "INSERT INTO cursors (destination, seq, delivered, filtered, dead, updated_at) "
+                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (destination) DO UPDATE SET "
+                "seq = CASE WHEN excluded.seq > cursors.seq "
+                "THEN excluded.seq ELSE cursors.seq END, "
+                "delivered = cursors.delivered + excluded.delivered, "
+                "filtered = cursors.filtered + excluded.filtered, "
+                "dead = cursors.dead + excluded.dead, "
+                "updated_at = excluded.updated_at, failing_since = NULL",
+                (destination, seq, delivered, filtered, len(dead), now),
+            )
+            if attempt is not None:
+                _insert_attempt(run, attempt, now)
+            for d in dead:
+                run(
+                    "INSERT INTO dead_letters (destination, seq, source_id, received_at, body, "
+                    "reason, at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (d.destination, d.seq, d.source_id, d.received_at, d.body, d.reason, now),
+                )
+
+    def record(self, attempt: Attempt) -> None:
+        now = time.time()
+        with self._transaction() as run:
+            _insert_attempt(run, attempt, now)
+            run(
+                "INSERT INTO cursors (destination, retries, updated_at, failing_since) "
+                "VALUES (?, 1, ?, ?) ON CONFLICT (destination) DO UPDATE SET "
+                "retries = cursors.retries + 1, updated_at = excluded.updated_at, "
+                "failing_since = COALESCE(cursors.failing_since, excluded.failing_since)",
+                (attempt.destination, now, attempt.at or now),
+            )
+
+    def failing_since(self, destination: str) -> float | None:
+        rows = self._read("SELECT failing_since FROM cursors WHERE destination = ?", (destination,))
+        return float(str(rows[0][0])) if rows and rows[0][0] is not None else None
+
+    def progress(self) -> list[Progress]:
+        rows = self._read(
+            "SELECT destination, seq, delivered, filtered, dead, retries, updated_at "
+            "FROM cursors ORDER BY destination"
+        )
+        return [
+            Progress(str(d), _int(seq), _int(dl), _int(f), _int(dd), _int(r), _float(at))
+            for d, seq, dl, f, dd, r, at in rows
+        ]
+
+    def attempts(
+        self, destination: str | None = None, *, failed: bool = False, limit: int = 100
+    ) -> list[Attempt]:
+        clauses: list[str] = []
+        params: list[object] = []
+        if destination is not None:
+            clauses.append("destination = ?")
+            params.append(destination)
+        if failed:
+            clauses.append("outcome IN ('retry', 'dead')")
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        rows = self._read(
+            f"SELECT {_ATTEMPT_COLUMNS}, id FROM attempts {where} ORDER BY id DESC LIMIT ?",
+            (*params, limit),
+        )
+        return [
+            Attempt(
+                str(d),
+                _int(first),
+                _int(last),
+                _int(n),
+                _int(a),
+                str(outcome),
+                None if status is None else _int(status),
+                str(error),
+                _float(at),
+                _int(id_),
+            )
+            for d, first, last, n, a, outcome, status, error, at, id_ in rows
+        ]
+
+    def dead_letters(
+        self, destination: str, *, pending: bool = True, limit: int = 1000, after: int = 0
+    ) -> list[DeadLetter]:
+        extra = " AND replayed_at IS NULL" if pending else ""
+        rows = self._read(
+            "SELECT destination, seq, source_id, received_at, body, reason, at, id, "
+            f"replayed_at FROM dead_letters WHERE destination = ? AND id > ?{extra} "
+            "ORDER BY id LIMIT ?",
+            (destination, after, limit),
+        )
+        return [
+            DeadLetter(
+                str(d),
+                _int(seq),
+                str(source),
+                _int(received),
+                _bytes(body),
+                str(reason),
+                _float(at),
+                _int(id_),
+                None if replayed is None else _float(replayed),
+            )
+            for d, seq, source, received, body, reason, at, id_, replayed in rows
+        ]
+
+    def mark_replayed(self, ids: Sequence[int]) -> None:
+        now = time.time()
+        with self._transaction() as run:
+            for id_ in ids:
+                run("UPDATE dead_letters SET replayed_at = ? WHERE id = ?", (now, id_))
+
+
+def _insert_attempt(run: Run, a: Attempt, now: float) -> None:
+    [(newest,)] = run(
+        f"INSERT INTO attempts ({_ATTEMPT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+        "RETURNING id",
+        (
+            a.destination,
+            a.first_seq,
+            a.last_seq,
+            a.events,
+            a.attempt,
+            a.outcome,
+            a.status,
+            a.error,
+            a.at or now,
+        ),
+    )
+    if _int(newest) % 1000 == 0:
+        run(
+            "DELETE FROM attempts WHERE destination = ? AND id <= (SELECT id FROM attempts "
+            "WHERE destination = ? ORDER BY id DESC LIMIT 1 OFFSET ?)",
+            (a.destination, a.destination, _KEEP_ATTEMPTS),
+        )
+
+
+def _int(value: object) -> int:
+    return int(str(value))
+
+
+def _float(value: object) -> float:
+    return float(str(value))
+
+
+def _bytes(value: object) -> bytes:
+    assert isinstance(value, bytes | memoryview), type(value)
+    return bytes(value)
+
+
+class SqliteDeliveryState(SqlDeliveryState):
     """Thread-safe: destination threads share one connection behind a lock (writes are tiny
     and rare next to the HTTP calls they record)."""
 
@@ -191,172 +385,38 @@ class SqliteDeliveryState:
             self._migrate()
 
     def _migrate(self) -> None:
+        with self._transaction() as run:
+            run(
+                "CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY, "
+                "applied_at REAL NOT NULL)",
+                (),
+            )
+            done = {row[0] for row in run("SELECT name FROM schema_migrations", ())}
+            for name, script in _MIGRATIONS:
+                if name in done:
+                    continue
+                for statement in script.split(";"):
+                    if statement.strip():
+                        run(statement, ())
+                run("INSERT INTO schema_migrations VALUES (?, ?)", (name, time.time()))
+
+    def _read(self, query: str, params: Sequence[object] = ()) -> list[Row]:
+        with self._lock:
+            return self._conn.execute(query, params).fetchall()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[Run]:
+        def run(query: str, params: Sequence[object]) -> list[Row]:
+            return self._conn.execute(query, params).fetchall()
+
         with self._lock:
             self._conn.execute("BEGIN IMMEDIATE")
             try:
-                self._conn.execute(
-                    "CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY, "
-                    "applied_at REAL NOT NULL)"
-                )
-                done = {row[0] for row in self._conn.execute("SELECT name FROM schema_migrations")}
-                for name, script in _MIGRATIONS:
-                    if name in done:
-                        continue
-                    for statement in script.split(";"):
-                        if statement.strip():
-                            self._conn.execute(statement)
-                    self._conn.execute(
-                        "INSERT INTO schema_migrations VALUES (?, ?)", (name, time.time())
-                    )
+                yield run
                 self._conn.execute("COMMIT")
             except BaseException:
                 self._conn.execute("ROLLBACK")
                 raise
-
-    def cursor(self, destination: str) -> int:
-        with self._lock:
-            row = self._conn.execute(
-                "SELECT seq FROM cursors WHERE destination = ?", (destination,)
-            ).fetchone()
-        return int(row[0]) if row else 0
-
-    def begin(self, destination: str, seq: int) -> bool:
-        with self._lock:
-            cursor = self._conn.execute(
-                "INSERT OR IGNORE INTO cursors (destination, seq, updated_at) VALUES (?, ?, ?)",
-                (destination, seq, time.time()),
-            )
-        return cursor.rowcount == 1
-
-    def advance(
-        self,
-        destination: str,
-        seq: int,
-        *,
-        attempt: Attempt | None = None,
-        delivered: int = 0,
-        filtered: int = 0,
-        dead: Sequence[DeadLetter] = (),
-    ) -> None:
-        now = time.time()
-        with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
-            try:
-                self._conn.execute(
-                    "INSERT INTO cursors (destination, seq, delivered, filtered, dead, updated_at) "
-                    "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (destination) DO UPDATE SET "
-                    "seq = excluded.seq, delivered = delivered + excluded.delivered, "
-                    "filtered = filtered + excluded.filtered, dead = dead + excluded.dead, "
-                    "updated_at = excluded.updated_at, failing_since = NULL",
-                    (destination, seq, delivered, filtered, len(dead), now),
-                )
-                if attempt is not None:
-                    self._insert_attempt(attempt, now)
-                self._conn.executemany(
-                    "INSERT INTO dead_letters (destination, seq, source_id, received_at, body, "
-                    "reason, at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    [
-                        (d.destination, d.seq, d.source_id, d.received_at, d.body, d.reason, now)
-                        for d in dead
-                    ],
-                )
-                self._conn.execute("COMMIT")
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
-
-    def record(self, attempt: Attempt) -> None:
-        now = time.time()
-        with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
-            try:
-                self._insert_attempt(attempt, now)
-                self._conn.execute(
-                    "INSERT INTO cursors (destination, retries, updated_at, failing_since) "
-                    "VALUES (?, 1, ?, ?) ON CONFLICT (destination) DO UPDATE SET "
-                    "retries = retries + 1, updated_at = excluded.updated_at, "
-                    "failing_since = COALESCE(failing_since, excluded.failing_since)",
-                    (attempt.destination, now, attempt.at or now),
-                )
-                self._conn.execute("COMMIT")
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
-
-    def _insert_attempt(self, a: Attempt, now: float) -> None:
-        cursor = self._conn.execute(
-            f"INSERT INTO attempts ({_ATTEMPT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                a.destination,
-                a.first_seq,
-                a.last_seq,
-                a.events,
-                a.attempt,
-                a.outcome,
-                a.status,
-                a.error,
-                a.at or now,
-            ),
-        )
-        newest = cursor.lastrowid or 0
-        if newest % 1000 == 0:
-            self._conn.execute(
-                "DELETE FROM attempts WHERE destination = ? AND id <= (SELECT id FROM attempts "
-                "WHERE destination = ? ORDER BY id DESC LIMIT 1 OFFSET ?)",
-                (a.destination, a.destination, _KEEP_ATTEMPTS),
-            )
-
-    def failing_since(self, destination: str) -> float | None:
-        with self._lock:
-            row = self._conn.execute(
-                "SELECT failing_since FROM cursors WHERE destination = ?", (destination,)
-            ).fetchone()
-        return float(row[0]) if row and row[0] is not None else None
-
-    def progress(self) -> list[Progress]:
-        with self._lock:
-            rows = self._conn.execute(
-                "SELECT destination, seq, delivered, filtered, dead, retries, updated_at "
-                "FROM cursors ORDER BY destination"
-            ).fetchall()
-        return [Progress(*row) for row in rows]
-
-    def attempts(
-        self, destination: str | None = None, *, failed: bool = False, limit: int = 100
-    ) -> list[Attempt]:
-        clauses, params = [], []
-        if destination is not None:
-            clauses.append("destination = ?")
-            params.append(destination)
-        if failed:
-            clauses.append("outcome IN ('retry', 'dead')")
-        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
-        with self._lock:
-            rows = self._conn.execute(
-                f"SELECT {_ATTEMPT_COLUMNS}, id FROM attempts {where} ORDER BY id DESC LIMIT ?",
-                (*params, limit),
-            ).fetchall()
-        return [Attempt(*row) for row in rows]
-
-    def dead_letters(
-        self, destination: str, *, pending: bool = True, limit: int = 1000, after: int = 0
-    ) -> list[DeadLetter]:
-        extra = " AND replayed_at IS NULL" if pending else ""
-        with self._lock:
-            rows = self._conn.execute(
-                "SELECT destination, seq, source_id, received_at, body, reason, at, id, "
-                f"replayed_at FROM dead_letters WHERE destination = ? AND id > ?{extra} "
-                "ORDER BY id LIMIT ?",
-                (destination, after, limit),
-            ).fetchall()
-        return [DeadLetter(*row) for row in rows]
-
-    def mark_replayed(self, ids: Sequence[int]) -> None:
-        now = time.time()
-        with self._lock:
-            self._conn.executemany(
-                "UPDATE dead_letters SET replayed_at = ? WHERE id = ?", [(now, i) for i in ids]
-            )
 
     def close(self) -> None:
         with self._lock:

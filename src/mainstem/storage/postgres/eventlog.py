@@ -28,9 +28,9 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 from psycopg import sql
 
+from mainstem.errors import LeaseLost
 from mainstem.logrecord import LogRecord
 from mainstem.storage.postgres.connection import Connections, connect, migrate
-from mainstem.storage.postgres.leases import LeaseLost
 from mainstem.timestamps import now_us
 
 log = logging.getLogger(__name__)

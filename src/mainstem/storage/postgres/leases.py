@@ -15,15 +15,16 @@ Leases only decide who *should* process a partition; correctness comes from the 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import LiteralString
 
-from mainstem.errors import RetryLater
+import psycopg
+from psycopg import sql
+
 from mainstem.storage.postgres.connection import Connections
 
-
-class LeaseLost(RetryLater):
-    """Another process holds the lease on this log partition now (ours had expired); nothing
-    was committed. A gateway appends to another partition, a worker drops the partition."""
+Connection = psycopg.Connection[tuple[object, ...]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +33,18 @@ class Share:
     """Log partitions this worker may process now, in order."""
     workers: int
     partitions: int
+    destinations: list[str] = field(default_factory=list)
+    """Destinations this worker delivers to now (their couriers run here, nowhere else)."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Kind:
+    table: str
+    key: str
+
+
+_PARTITIONS = _Kind("leases", "partition")
+_DESTINATIONS = _Kind("delivery_leases", "destination")
 
 
 class WorkerLeases:
@@ -43,8 +56,9 @@ class WorkerLeases:
         self.ttl = ttl
         self._conns = Connections(url)
 
-    def heartbeat(self) -> Share:
-        """Renew, rebalance and return what this worker holds after it."""
+    def heartbeat(self, destinations: Sequence[str] = ()) -> Share:
+        """Renew, rebalance and return what this worker holds after it: log partitions and,
+        the same way, the delivery of the enabled ``destinations``."""
         with self._conns.transaction() as conn:
             conn.execute(
                 "INSERT INTO workers (owner) VALUES (%s) "
@@ -59,48 +73,80 @@ class WorkerLeases:
                 "INSERT INTO leases (partition) SELECT partition FROM log_partitions "
                 "ON CONFLICT (partition) DO NOTHING"
             )
+            conn.execute(
+                "INSERT INTO delivery_leases (destination) SELECT unnest(%s::text[]) "
+                "ON CONFLICT (destination) DO NOTHING",
+                (list(destinations),),
+            )
             live = _count(conn.execute("SELECT count(*) FROM workers").fetchone())
             total = _count(conn.execute("SELECT count(*) FROM leases").fetchone())
-            target = math.ceil(total / max(live, 1))
-            held = sorted(
-                str(row[0])
-                for row in conn.execute(
-                    "UPDATE leases SET expires_at = now() + make_interval(secs => %s) "
-                    "WHERE owner = %s RETURNING partition",
-                    (self.ttl, self.owner),
-                ).fetchall()
+            held = self._balance(conn, _PARTITIONS, live, None)
+            delivering = self._balance(conn, _DESTINATIONS, live, list(destinations))
+        return Share(held=held, workers=live, partitions=total, destinations=delivering)
+
+    def _balance(
+        self, conn: Connection, kind: _Kind, live: int, scope: list[str] | None
+    ) -> list[str]:
+        """Renew what this worker holds of ``kind`` (within ``scope``, when given), give back
+        what exceeds its fair share and claim expired leases up to it."""
+        params: dict[str, object] = {"owner": self.owner, "ttl": self.ttl, "scope": scope}
+        names = {"table": sql.Identifier(kind.table), "key": sql.Identifier(kind.key)}
+        within = (
+            sql.SQL("TRUE") if scope is None else sql.SQL("{key} = ANY(%(scope)s)").format(**names)
+        )
+
+        def run(query: LiteralString) -> list[str]:
+            statement = sql.SQL(query).format(within=within, **names)
+            return [str(row[0]) for row in conn.execute(statement, params).fetchall()]
+
+        total = len(run("SELECT {key} FROM {table} WHERE {within}"))
+        target = math.ceil(total / max(live, 1))
+        held = sorted(
+            run(
+                "UPDATE {table} SET expires_at = now() + make_interval(secs => %(ttl)s) "
+                "WHERE owner = %(owner)s AND {within} RETURNING {key}"
+            ),
+            key=_order,
+        )
+        if len(held) > target:
+            params["extra"] = held[target:]
+            run(
+                "UPDATE {table} SET owner = NULL, expires_at = '-infinity' "
+                "WHERE {key} = ANY(%(extra)s) AND owner = %(owner)s RETURNING {key}"
             )
-            if len(held) > target:
-                extra = held[target:]
-                conn.execute(
-                    "UPDATE leases SET owner = NULL, expires_at = '-infinity' "
-                    "WHERE partition = ANY(%s) AND owner = %s",
-                    (extra, self.owner),
-                )
-                held = held[:target]
-            elif len(held) < target:
-                claimed = conn.execute(
-                    "UPDATE leases SET owner = %s, expires_at = now() + make_interval(secs => %s) "
-                    "WHERE partition IN (SELECT partition FROM leases WHERE expires_at < now() "
-                    "ORDER BY length(partition), partition LIMIT %s FOR UPDATE SKIP LOCKED) "
-                    "RETURNING partition",
-                    (self.owner, self.ttl, target - len(held)),
-                ).fetchall()
-                held = sorted({*held, *(str(row[0]) for row in claimed)})
-        return Share(held=sorted(held, key=lambda p: (len(p), p)), workers=live, partitions=total)
+            held = held[:target]
+        elif len(held) < target:
+            params["wanted"] = target - len(held)
+            claimed = run(
+                "UPDATE {table} SET owner = %(owner)s, "
+                "expires_at = now() + make_interval(secs => %(ttl)s) "
+                "WHERE {key} IN (SELECT {key} FROM {table} WHERE expires_at < now() AND {within} "
+                "ORDER BY length({key}), {key} LIMIT %(wanted)s FOR UPDATE SKIP LOCKED) "
+                "RETURNING {key}"
+            )
+            held = sorted({*held, *claimed}, key=_order)
+        return held
 
     def release(self) -> None:
         """Give every lease back (a graceful stop) so the partitions move at once."""
         with self._conns.transaction() as conn:
-            conn.execute(
-                "UPDATE leases SET owner = NULL, expires_at = '-infinity' WHERE owner = %s",
-                (self.owner,),
-            )
+            for table in ("leases", "delivery_leases"):
+                conn.execute(
+                    sql.SQL(
+                        "UPDATE {} SET owner = NULL, expires_at = '-infinity' WHERE owner = %s"
+                    ).format(sql.Identifier(table)),
+                    (self.owner,),
+                )
             conn.execute("DELETE FROM workers WHERE owner = %s", (self.owner,))
 
     def close(self) -> None:
         """Idempotent."""
         self._conns.close()
+
+
+def _order(name: str) -> tuple[int, str]:
+    """Numeric partition names in numeric order (``2`` before ``10``)."""
+    return (len(name), name)
 
 
 def _count(row: tuple[object, ...] | None) -> int:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, LiteralString
 
+from mainstem.errors import LeaseLost
 from mainstem.storage import (
     Batch,
     CommitResult,
@@ -26,7 +27,6 @@ from mainstem.storage import (
     ViolationRow,
 )
 from mainstem.storage.postgres.connection import Connections, connect, migrate
-from mainstem.storage.postgres.leases import LeaseLost
 
 MIGRATIONS = (
     (
@@ -106,6 +106,53 @@ MIGRATIONS = (
         );
         CREATE INDEX violations_received_at ON violations (received_at);
         CREATE INDEX violations_event ON violations (source_id, event, received_at)
+    """,
+    ),
+    (
+        # the delivery state (destinations/state.py) and the leases that give each
+        # destination's courier to one worker at a time
+        "pipeline/0003_delivery",
+        """
+        CREATE TABLE cursors (
+            destination TEXT PRIMARY KEY,
+            seq BIGINT NOT NULL DEFAULT 0,
+            delivered BIGINT NOT NULL DEFAULT 0,
+            filtered BIGINT NOT NULL DEFAULT 0,
+            dead BIGINT NOT NULL DEFAULT 0,
+            retries BIGINT NOT NULL DEFAULT 0,
+            updated_at DOUBLE PRECISION NOT NULL DEFAULT 0,
+            failing_since DOUBLE PRECISION
+        );
+        CREATE TABLE attempts (
+            id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            destination TEXT NOT NULL,
+            first_seq BIGINT NOT NULL,
+            last_seq BIGINT NOT NULL,
+            events BIGINT NOT NULL,
+            attempt BIGINT NOT NULL,
+            outcome TEXT NOT NULL,
+            status BIGINT,
+            error TEXT NOT NULL DEFAULT '',
+            at DOUBLE PRECISION NOT NULL
+        );
+        CREATE INDEX attempts_by_destination ON attempts (destination, id);
+        CREATE TABLE dead_letters (
+            id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            destination TEXT NOT NULL,
+            seq BIGINT NOT NULL,
+            source_id TEXT NOT NULL,
+            received_at BIGINT NOT NULL,
+            body BYTEA NOT NULL,
+            reason TEXT NOT NULL,
+            at DOUBLE PRECISION NOT NULL,
+            replayed_at DOUBLE PRECISION
+        );
+        CREATE INDEX dead_letters_by_destination ON dead_letters (destination, id);
+        CREATE TABLE delivery_leases (
+            destination TEXT PRIMARY KEY,
+            owner TEXT,
+            expires_at TIMESTAMPTZ NOT NULL DEFAULT '-infinity'
+        )
     """,
     ),
 )

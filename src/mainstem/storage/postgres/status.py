@@ -1,5 +1,6 @@
 """What ``mainstem status`` shows for a PostgreSQL deployment: log partitions with their
-appending gateway, worker and lag; live workers; the daily log tables; table sizes."""
+appending gateway, worker and lag; destinations with their delivering worker and queue depth;
+live workers; the daily log tables; table sizes."""
 
 from __future__ import annotations
 
@@ -24,8 +25,21 @@ class PartitionStatus:
 
 
 @dataclass(frozen=True, slots=True)
+class DestinationStatus:
+    destination: str
+    cursor: int
+    """The last event-store seq the destination handled."""
+    queued: int
+    """Stored events after the cursor: the destination's queue depth."""
+    dead_letters: int
+    worker: str | None
+    """The worker delivering to it, when its lease is current."""
+
+
+@dataclass(frozen=True, slots=True)
 class Status:
     partitions: list[PartitionStatus]
+    destinations: list[DestinationStatus]
     workers: list[tuple[str, float]]
     """(owner, seconds since its last heartbeat)."""
     log_tables: list[tuple[str, int]]
@@ -54,6 +68,22 @@ def status(url: str) -> Status:
                 "ORDER BY length(p.partition), p.partition"
             ).fetchall()
         ]
+        destinations = [
+            DestinationStatus(
+                str(name),
+                int(str(cursor)),
+                int(str(queued)),
+                int(str(dead)),
+                None if worker is None else str(worker),
+            )
+            for name, cursor, queued, dead, worker in conn.execute(
+                "SELECT c.destination, c.seq, "
+                "(SELECT count(*) FROM events e WHERE e.seq > c.seq), c.dead, "
+                "CASE WHEN l.expires_at > now() THEN l.owner END "
+                "FROM cursors c LEFT JOIN delivery_leases l USING (destination) "
+                "ORDER BY c.destination"
+            ).fetchall()
+        ]
         workers = [
             (str(owner), float(str(age)))
             for owner, age in conn.execute(
@@ -77,4 +107,6 @@ def status(url: str) -> Status:
             ).fetchall()
         }
         row = conn.execute("SELECT count(*) FROM dedupe").fetchone()
-    return Status(partitions, workers, log_tables, sizes, int(str(row[0])) if row else 0)
+    return Status(
+        partitions, destinations, workers, log_tables, sizes, int(str(row[0])) if row else 0
+    )
