@@ -6,11 +6,13 @@ SKIP LOCKED``). A partition is processed by one worker at a time, in seq order, 
 within a partition is kept; each commit is fenced by the lease, so a worker that was paused or
 cut off while its partition moved cannot commit the same records twice.
 
-Destinations are divided the same way: each enabled destination's courier runs on the one worker
-holding its delivery lease, tailing the event store (whose seqs commit in order, so a cursor
-never skips an event) and moving a cursor fenced by that lease. A dead or paused worker's
-destinations move with its partitions; the batch it had in flight is sent again by the new
-holder — at-least-once, as on one machine.
+Singleton tasks are divided the same way (:mod:`mainstem.tasks`): each enabled destination's
+courier, and the warehouse loader, run on the one worker holding the task's lease. A courier
+tails the event store (whose seqs commit in order, so a cursor never skips an event) and moves
+a cursor fenced by that lease. A dead or paused worker's tasks move with its partitions; the
+batch a courier had in flight is sent again by the new holder — at-least-once, as on one
+machine. The warehouse loader's commits check its position under a lock in the warehouse, so a
+stale loader cannot load a batch twice.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from functools import partial
+from typing import Any
 
 from mainstem.destinations.courier import Running
 from mainstem.destinations.spec import Destination
@@ -25,11 +29,14 @@ from mainstem.errors import LeaseLost
 from mainstem.intake import Limits
 from mainstem.plans.governance import SourcePlan
 from mainstem.processor import Processor
-from mainstem.storage.postgres.delivery import PostgresDeliveryState
+from mainstem.storage.postgres.delivery import PostgresDeliveryState, task
 from mainstem.storage.postgres.eventlog import PostgresEventLog, owner_token
 from mainstem.storage.postgres.leases import WorkerLeases
 from mainstem.storage.postgres.pipeline import PostgresPipelineStore
+from mainstem.tasks import Handle, Start, Tasks
 from mainstem.timestamps import now_us
+from mainstem.warehouse.dialects import Dialect
+from mainstem.warehouse.service import start_loader
 
 log = logging.getLogger(__name__)
 
@@ -45,10 +52,12 @@ class Consumer:
         fsync: bool = True,
         plans: tuple[SourcePlan, ...] = (),
         destinations: tuple[Destination, ...] = (),
+        warehouse: tuple[Dialect, float, int] | None = None,
     ) -> None:
+        """``warehouse``: the engine, load interval and batch size of the warehouse loader."""
         self.url = url
         self.plans = plans
-        self.destinations = {d.id: d for d in destinations if d.enabled}
+        destinations = tuple(d for d in destinations if d.enabled)
         self.owner = owner_token()
         self.limits = limits
         self.dedupe_window = dedupe_window
@@ -57,12 +66,19 @@ class Consumer:
         self.store = PostgresPipelineStore(url, fsync=fsync, owner=self.owner)
         self.processors: dict[str, Processor] = {}
         self.delivery = PostgresDeliveryState(url, owner=self.owner)
-        self.couriers: dict[str, tuple[Running, threading.Event]] = {}
-        self._stopped: list[Running] = []
+        starts: dict[str, Start] = {
+            task(d.id): partial(Running, d, self.store, self.delivery) for d in destinations
+        }
+        if warehouse is not None:
+            dialect, interval, batch_events = warehouse
+            starts["warehouse"] = partial(
+                _start_loader, dialect, self.store, interval=interval, batch_events=batch_events
+            )
+        self.tasks = Tasks(starts)
 
     def _rebalance(self) -> None:
-        share = self.leases.heartbeat(list(self.destinations))
-        self._deliver(share.destinations)
+        share = self.leases.heartbeat(self.tasks.names)
+        self.tasks.hold(share.tasks)
         for partition in set(self.processors) - set(share.held):
             log.info("log partition %s moved to another worker", partition)
             self.processors.pop(partition).eventlog.close()
@@ -114,32 +130,9 @@ class Consumer:
         finally:
             self.close()
 
-    def _deliver(self, held: list[str]) -> None:
-        """Run a courier for each destination this worker holds, and only for those."""
-        for destination_id in set(self.couriers) - set(held):
-            log.info("destination %s moved to another worker", destination_id)
-            running, stop = self.couriers.pop(destination_id)
-            stop.set()
-            self._stopped.append(running)
-        for destination_id in held:
-            running_now = self.couriers.get(destination_id)
-            if running_now is not None and not running_now[0].thread.is_alive():
-                self._stopped.append(self.couriers.pop(destination_id)[0])  # it lost the lease
-            if destination_id not in self.couriers:
-                stop = threading.Event()
-                destination = self.destinations[destination_id]
-                running = Running(destination, self.store, self.delivery, stop)
-                self.couriers[destination_id] = (running, stop)
-
     def close(self) -> None:
         """Give the leases back so the partitions move at once; idempotent."""
-        for running, stop in self.couriers.values():
-            stop.set()
-            self._stopped.append(running)
-        self.couriers.clear()
-        for running in self._stopped:
-            running.join()
-        self._stopped.clear()
+        self.tasks.close()
         for processor in self.processors.values():
             processor.eventlog.close()
         self.processors.clear()
@@ -150,3 +143,11 @@ class Consumer:
         self.leases.close()
         self.delivery.close()
         self.store.close()
+
+
+def _start_loader(
+    dialect: Dialect, store: PostgresPipelineStore, stop: threading.Event, **options: Any
+) -> Handle:
+    thread = start_loader(dialect, store, stop, **options)
+    assert thread is not None
+    return thread

@@ -155,6 +155,9 @@ def _run_consumer(args: dict[str, Any], stop: threading.Event) -> None:
     """PostgreSQL: no file lock — workers share the log partitions through leases."""
     from mainstem.consumer import Consumer
     from mainstem.intake import Limits
+    from mainstem.warehouse.service import dialect_for
+
+    dialect = dialect_for(args["warehouse"], Path(args["data_dir"]))
 
     consumer = Consumer(
         args["database_url"],
@@ -164,6 +167,9 @@ def _run_consumer(args: dict[str, Any], stop: threading.Event) -> None:
         fsync=args["fsync"],
         plans=args.get("plans", ()),
         destinations=tuple(args.get("destinations", ())),
+        warehouse=None
+        if dialect is None
+        else (dialect, args["warehouse_interval"], args["warehouse_batch_events"]),
     )
     log.info("worker started (pid %d, lease owner %s)", os.getpid(), consumer.owner)
     consumer.run(stop)

@@ -70,5 +70,16 @@ def test_gateways_and_workers_in_separate_processes(cluster: Cluster, sink: Rece
     assert result.exit_code == 0, result.output
     [row] = json.loads(result.output)
     assert (row["id"], row["delivered"], row["lag"]) == ("sink", 2, 0)
+    # the worker holding the warehouse task loaded both events (DuckDB in its data dir)
+    query = ["query", "--config", str(worker.config), "--data-dir", str(worker.data_dir), "--json"]
+
+    def loaded() -> list[str]:
+        sql = "SELECT id FROM web.tracks ORDER BY id"
+        answer = CliRunner().invoke(app, [*query, sql])
+        if answer.exit_code != 0:  # not loaded yet: no such table
+            return [answer.output]
+        return [json.loads(line)["id"] for line in answer.output.splitlines()]
+
+    wait_for(lambda: loaded() == ["m0", "m1"], 30, "the warehouse to load both events")
     # a worker does not take Tracking API requests
     assert httpx.post(f"{worker.http}/v1/track", json={}).status_code == 503

@@ -12,7 +12,7 @@ import pytest
 
 from mainstem.destinations.state import Attempt, DeadLetter, SqlDeliveryState, SqliteDeliveryState
 from mainstem.errors import LeaseLost
-from mainstem.storage.postgres.delivery import PostgresDeliveryState
+from mainstem.storage.postgres.delivery import PostgresDeliveryState, task
 from mainstem.storage.postgres.eventlog import PostgresEventLog
 from mainstem.storage.postgres.leases import WorkerLeases
 from mainstem.storage.postgres.pipeline import PostgresPipelineStore
@@ -106,25 +106,25 @@ def test_destinations_are_divided_among_workers_and_the_cursor_is_fenced(
     b = WorkerLeases(postgres_url, owner="b", ttl=0.5)
     state_a = PostgresDeliveryState(postgres_url, owner="a")
     state_b = PostgresDeliveryState(postgres_url, owner="b")
-    hooks = ["crm", "hook", "slack", "warehouse"]
+    tasks = ["warehouse", *(task(name) for name in ("crm", "hook", "slack"))]
     try:
-        assert a.heartbeat(hooks).destinations == hooks
-        b.heartbeat(hooks)  # b joins: a gives back its excess on its next heartbeat
-        assert a.heartbeat(hooks).destinations == ["crm", "hook"]
-        assert b.heartbeat(hooks).destinations == ["slack", "warehouse"]
-        state_a.begin("hook", 0)
-        state_a.advance("hook", 5, delivered=5)
-        with pytest.raises(LeaseLost, match="destination hook is delivered by another worker"):
-            state_b.advance("hook", 9, delivered=4)
+        assert a.heartbeat(tasks).tasks == tasks
+        b.heartbeat(tasks)  # b joins: a gives back its excess on its next heartbeat
+        assert a.heartbeat(tasks).tasks == ["warehouse", "destination:crm"]
+        assert b.heartbeat(tasks).tasks == ["destination:hook", "destination:slack"]
+        state_a.begin("crm", 0)
+        state_a.advance("crm", 5, delivered=5)
+        with pytest.raises(LeaseLost, match="destination crm is delivered by another worker"):
+            state_b.advance("crm", 9, delivered=4)
         time.sleep(0.7)  # a is paused past its leases; b takes everything over
-        assert b.heartbeat(hooks).destinations == hooks
-        state_b.advance("hook", 9, delivered=4)
+        assert b.heartbeat(tasks).tasks == tasks
+        state_b.advance("crm", 9, delivered=4)
         with pytest.raises(LeaseLost):
-            state_a.advance("hook", 7, delivered=2)  # a wakes up with its old batch
-        assert state_a.cursor("hook") == 9
-        assert [(p.destination, p.delivered) for p in state_a.progress()] == [("hook", 9)]
+            state_a.advance("crm", 7, delivered=2)  # a wakes up with its old batch
+        assert state_a.cursor("crm") == 9
+        assert [(p.destination, p.delivered) for p in state_a.progress()] == [("crm", 9)]
         b.release()
-        assert a.heartbeat(hooks).destinations == hooks
+        assert a.heartbeat(tasks).tasks == tasks
     finally:
         for closable in (state_a, state_b, a, b, store, gateway):
             closable.close()

@@ -279,7 +279,7 @@ def test_status_shows_partitions_leases_lag_and_log_tables(postgres_url: str) ->
     leases = WorkerLeases(postgres_url, owner="worker-a")
     try:
         gateway.append([record(1), record(2), record(3)])
-        leases.heartbeat(["hook"])
+        leases.heartbeat(["destination:hook"])
         store.commit(Batch("0", 1, events=[("web", event("m1")), ("web", event("m2"))]))
         delivery = PostgresDeliveryState(postgres_url, owner="worker-a")
         delivery.begin("hook", 0)

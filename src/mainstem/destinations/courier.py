@@ -264,6 +264,9 @@ class Running:
         self.thread.start()
         log.info("destination %s (%s) started", destination.id, destination.type)
 
+    def is_alive(self) -> bool:
+        return self.thread.is_alive()
+
     def join(self) -> None:
         """Wait for the courier to see ``stop`` (or lose its lease), then close its transport."""
         self.thread.join()

@@ -44,8 +44,8 @@ class PostgresDeliveryState(SqlDeliveryState):
         if self.owner is None:
             return
         if not run(
-            "SELECT 1 FROM delivery_leases WHERE destination = ? AND owner = ? FOR UPDATE",
-            (destination, self.owner),
+            "SELECT 1 FROM task_leases WHERE task = ? AND owner = ? FOR UPDATE",
+            (task(destination), self.owner),
         ):
             raise LeaseLost(
                 f"destination {destination} is delivered by another worker now; "
@@ -55,6 +55,11 @@ class PostgresDeliveryState(SqlDeliveryState):
     def close(self) -> None:
         """Idempotent."""
         self._conns.close()
+
+
+def task(destination: str) -> str:
+    """The worker task (lease) that delivers to ``destination``."""
+    return f"destination:{destination}"
 
 
 def _postgres(query: str) -> bytes:

@@ -33,8 +33,8 @@ class Share:
     """Log partitions this worker may process now, in order."""
     workers: int
     partitions: int
-    destinations: list[str] = field(default_factory=list)
-    """Destinations this worker delivers to now (their couriers run here, nowhere else)."""
+    tasks: list[str] = field(default_factory=list)
+    """Singleton tasks this worker runs now, nowhere else (``destination:ID``, ``warehouse``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,7 +44,7 @@ class _Kind:
 
 
 _PARTITIONS = _Kind("leases", "partition")
-_DESTINATIONS = _Kind("delivery_leases", "destination")
+_TASKS = _Kind("task_leases", "task")
 
 
 class WorkerLeases:
@@ -56,9 +56,9 @@ class WorkerLeases:
         self.ttl = ttl
         self._conns = Connections(url)
 
-    def heartbeat(self, destinations: Sequence[str] = ()) -> Share:
+    def heartbeat(self, tasks: Sequence[str] = ()) -> Share:
         """Renew, rebalance and return what this worker holds after it: log partitions and,
-        the same way, the delivery of the enabled ``destinations``."""
+        the same way, the singleton ``tasks`` it can run (each on one worker at a time)."""
         with self._conns.transaction() as conn:
             conn.execute(
                 "INSERT INTO workers (owner) VALUES (%s) "
@@ -74,15 +74,15 @@ class WorkerLeases:
                 "ON CONFLICT (partition) DO NOTHING"
             )
             conn.execute(
-                "INSERT INTO delivery_leases (destination) SELECT unnest(%s::text[]) "
-                "ON CONFLICT (destination) DO NOTHING",
-                (list(destinations),),
+                "INSERT INTO task_leases (task) SELECT unnest(%s::text[]) "
+                "ON CONFLICT (task) DO NOTHING",
+                (list(tasks),),
             )
             live = _count(conn.execute("SELECT count(*) FROM workers").fetchone())
             total = _count(conn.execute("SELECT count(*) FROM leases").fetchone())
             held = self._balance(conn, _PARTITIONS, live, None)
-            delivering = self._balance(conn, _DESTINATIONS, live, list(destinations))
-        return Share(held=held, workers=live, partitions=total, destinations=delivering)
+            running = self._balance(conn, _TASKS, live, list(tasks))
+        return Share(held=held, workers=live, partitions=total, tasks=running)
 
     def _balance(
         self, conn: Connection, kind: _Kind, live: int, scope: list[str] | None
@@ -130,7 +130,7 @@ class WorkerLeases:
     def release(self) -> None:
         """Give every lease back (a graceful stop) so the partitions move at once."""
         with self._conns.transaction() as conn:
-            for table in ("leases", "delivery_leases"):
+            for table in ("leases", "task_leases"):
                 conn.execute(
                     sql.SQL(
                         "UPDATE {} SET owner = NULL, expires_at = '-infinity' WHERE owner = %s"

@@ -109,8 +109,8 @@ MIGRATIONS = (
     """,
     ),
     (
-        # the delivery state (destinations/state.py) and the leases that give each
-        # destination's courier to one worker at a time
+        # the delivery state (destinations/state.py), and the leases that give each singleton
+        # task of the workers (a destination's courier, the warehouse loader) to one at a time
         "pipeline/0003_delivery",
         """
         CREATE TABLE cursors (
@@ -148,8 +148,8 @@ MIGRATIONS = (
             replayed_at DOUBLE PRECISION
         );
         CREATE INDEX dead_letters_by_destination ON dead_letters (destination, id);
-        CREATE TABLE delivery_leases (
-            destination TEXT PRIMARY KEY,
+        CREATE TABLE task_leases (
+            task TEXT PRIMARY KEY,
             owner TEXT,
             expires_at TIMESTAMPTZ NOT NULL DEFAULT '-infinity'
         )

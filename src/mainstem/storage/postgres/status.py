@@ -80,7 +80,8 @@ def status(url: str) -> Status:
                 "SELECT c.destination, c.seq, "
                 "(SELECT count(*) FROM events e WHERE e.seq > c.seq), c.dead, "
                 "CASE WHEN l.expires_at > now() THEN l.owner END "
-                "FROM cursors c LEFT JOIN delivery_leases l USING (destination) "
+                "FROM cursors c "
+                "LEFT JOIN task_leases l ON l.task = 'destination:' || c.destination "
                 "ORDER BY c.destination"
             ).fetchall()
         ]
