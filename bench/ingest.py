@@ -57,6 +57,8 @@ from typing import Any, TextIO
 
 import msgspec
 
+from report import write_section  # type: ignore[import-not-found]
+
 HOST = "127.0.0.1"
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
@@ -991,23 +993,8 @@ def report(
 
 
 def write_docs(path: Path, section: str) -> None:
-    """Replace the ``## Ingest`` section of ``path`` (create the file if needed)."""
-    if path.exists():
-        text = path.read_text(encoding="utf-8")
-    else:
-        text = (
-            "# Benchmarks\n\nHow fast Mainstem is on the machine that ran the benchmark, "
-            "always next to ceilings measured in the same run (DESIGN §8). Run them with "
-            "`make bench`.\n\n"
-        )
-    section = section.rstrip("\n") + "\n\n"
-    pattern = re.compile(r"^## Ingest\n.*?(?=^## |\Z)", re.MULTILINE | re.DOTALL)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: section, text, count=1)
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text.rstrip("\n") + "\n", encoding="utf-8")
+    """Replace the ``## Ingest`` section of ``path``."""
+    write_section("Ingest", section, path)
 
 
 # --------------------------------------------------------------------------------------------

@@ -1,13 +1,17 @@
 """Processor throughput with a 50-event tracking plan enforced, next to the same processor
-without a plan over the very same log, in the same run (target: ratio >= 0.7).
+without a plan over the very same log, in the same run (target: ratio >= 0.7 with 10% of the
+events invalid). Writes the ``## Tracking plans`` section of docs/benchmarks.md.
 
-Usage: .venv/bin/python bench/plans.py [--events 100000] [--violations 0.05]
+Usage: .venv/bin/python bench/plans.py [--events 100000] [--violations 0.1] [--no-write]
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
+import os
+import platform
 import random
 import tempfile
 import time
@@ -22,6 +26,7 @@ from mainstem.plans.governance import SourcePlan
 from mainstem.processor import Processor
 from mainstem.storage.sqlite.eventlog import SqliteEventLog
 from mainstem.storage.sqlite.pipeline import SqlitePipelineStore
+from report import write_section  # type: ignore[import-not-found]
 
 EVENTS = 50
 RECEIVED = 1_714_557_600_000_000
@@ -94,7 +99,8 @@ def run(root: Path, log: SqliteEventLog, plans: tuple[SourcePlan, ...]) -> float
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--events", type=int, default=100_000)
-    parser.add_argument("--violations", type=float, default=0.05)
+    parser.add_argument("--violations", type=float, default=0.10)
+    parser.add_argument("--no-write", action="store_true", help="Do not update the docs.")
     args = parser.parse_args()
     rng = random.Random(7)
     plan = yaml_format.loads(plan_text())
@@ -121,16 +127,40 @@ def main() -> None:
         ]
         log.append(records)
         results: dict[str, float] = {}
-        for round_ in range(2):  # alternate, best of two: the machine is noisy
+        for round_ in range(3):  # alternate, best of three: the machine is noisy
             for name, plans in (("without a plan", ()), ("with a 50-event plan", enforced)):
                 (root / f"{name}-{round_}").mkdir()
                 rate = args.events / run(root / f"{name}-{round_}", log, plans)
                 results[name] = max(results.get(name, 0.0), rate)
         log.close()
-    for name, rate in results.items():
-        print(f"{name:24} {rate:10,.0f} events/s")
     ratio = results["with a 50-event plan"] / results["without a plan"]
-    print(f"ratio {ratio:.2f} (target >= 0.70), {args.violations:.0%} of events violate")
+    lines = [
+        "## Tracking plans",
+        "",
+        "<!-- Written by bench/plans.py: this section is replaced on every run. -->",
+        "",
+        "Command: `.venv/bin/python bench/plans.py`  ",
+        f"Date: {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC",
+        "",
+        f"- nproc: {os.cpu_count()}; Python {platform.python_version()}",
+        f"- {args.events:,} track events in batches of 100 in one SQLite event log, "
+        f"{args.violations:.0%} of them invalid (a number sent as a string); the processor "
+        "drains it into a fresh event store (no fsync), once without a plan and once with a "
+        "50-event plan (required properties, enums, nested arrays, a common schema) enforced "
+        "with `omit` on violations and unplanned properties; best of three alternating runs",
+        "",
+        "| processor | events/s |",
+        "|---|--:|",
+        *(f"| {name} | {rate:,.0f} |" for name, rate in results.items()),
+        "",
+        f"Ratio with ÷ without: **{ratio:.2f}** (target ≥ 0.70 — "
+        + ("met" if ratio >= 0.7 else "NOT met")
+        + ").",
+    ]
+    section = "\n".join(lines) + "\n"
+    print(section)
+    if not args.no_write:
+        write_section("Tracking plans", section)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,6 @@ import argparse
 import os
 import platform
 import random
-import re
 import tempfile
 import time
 import uuid
@@ -31,6 +30,7 @@ from mainstem.warehouse.dialects.duckdb import DuckDB
 from mainstem.warehouse.dialects.postgres import Postgres
 from mainstem.warehouse.loader import Loader, now_text
 from mainstem.warehouse.schema import plan
+from report import write_section  # type: ignore[import-not-found]
 
 ROOT = Path(__file__).resolve().parent.parent
 PG = os.environ.get("MAINSTEM_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/test")
@@ -274,13 +274,7 @@ def main() -> None:
     section = "\n".join(lines) + "\n"
     print(section)
     if not args.no_write:
-        path = ROOT / "docs" / "benchmarks.md"
-        text = path.read_text(encoding="utf-8")
-        if "## Warehouse" in text:
-            text = re.sub(r"## Warehouse\n.*?(?=^## |\Z)", section, text, flags=re.S | re.M)
-        else:
-            text = text.rstrip() + "\n\n" + section
-        path.write_text(text, encoding="utf-8")
+        write_section("Warehouse", section)
 
 
 if __name__ == "__main__":

@@ -10,11 +10,12 @@ violations are in the violations store either way).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from mainstem.plans.model import TrackingPlan
-from mainstem.plans.validation import CompiledRule, Violation
+from mainstem.plans.validation import CompiledRule, Violation, clean_check
 
 Allow = Literal["allow"]
 BlockOrAllow = Literal["allow", "block"]
@@ -94,6 +95,19 @@ class CompiledPlan:
         self.identify = CompiledRule(single["IDENTIFY"]) if single["IDENTIFY"] else None
         self.group = CompiledRule(single["GROUP"]) if single["GROUP"] else None
         self.common = CompiledRule(single["COMMON"]) if single["COMMON"] else None
+        rules = [
+            *(rule for versions in self.track.values() for rule in versions),
+            *self.named.values(),
+            *(rule for rule in (self.identify, self.group) if rule is not None),
+        ]
+        self._clean: dict[int, Callable[[Any], bool]] = {
+            id(rule): clean_check(rule, self.common) for rule in rules
+        }
+
+    def clean(self, rule: CompiledRule, message: dict[str, Any]) -> bool:
+        """``message`` passes ``rule`` and the common schema with no unplanned field: nothing
+        to record or change."""
+        return self._clean[id(rule)](message)
 
     def rule_for(self, message: dict[str, Any]) -> CompiledRule | None:
         kind = message.get("type")
@@ -135,6 +149,9 @@ def decide(
 ) -> Decision:
     """What ``enforcement`` does with ``message`` under ``plan``; ``message`` is not changed
     (a changed message is a copy)."""
+    rule = plan.rule_for(message)
+    if rule is not None and plan.clean(rule, message):  # most traffic: one compiled check
+        return Decision(message, aggregate_name(message), rule.rule.version)
     kind = str(message.get("type"))
     controls = enforcement.controls(kind)
     section = "traits" if kind in ("identify", "group") else "properties"
@@ -144,7 +161,6 @@ def decide(
     omitted_on_violation: list[str] = []
     schema_violations: list[Violation] = []
     working = message
-    rule = plan.rule_for(message)
     if rule is not None:
         decision.version = rule.rule.version
     if kind == "track" and rule is None:

@@ -172,6 +172,34 @@ class CompiledRule:
         return sorted(_unique(found), key=lambda v: (v.field, v.type))
 
 
+def clean_check(rule: CompiledRule, common: CompiledRule | None) -> Callable[[Any], bool]:
+    """One compiled check that ``message`` passes ``rule`` and ``common`` and sends no property
+    (or trait) the rule does not name — when it holds, enforcement has nothing to record and
+    nothing to change, whatever the controls (the fast path of
+    :func:`~mainstem.plans.enforcement.decide`). ``False`` only means "look closer"."""
+    schema: dict[str, Any] = json.loads(json.dumps(rule.rule.schema))
+    section = rule.rule.section()
+    if rule.planned is not None and section is not None:
+        schema["properties"][section]["additionalProperties"] = False
+    parts = [schema] + ([json.loads(json.dumps(common.rule.schema))] if common else [])
+    if any('"$ref"' in json.dumps(part) for part in parts):  # refs are relative to each root
+        return lambda message: False
+    for part in parts:
+        part.pop("$schema", None)
+    compiled = fastjsonschema.compile(
+        {"$schema": "http://json-schema.org/draft-07/schema#", "allOf": parts}
+    )
+
+    def check(message: Any) -> bool:
+        try:
+            compiled(message)
+        except fastjsonschema.JsonSchemaValueException:
+            return False
+        return True
+
+    return check
+
+
 def _order(error: Any) -> tuple[str, str]:
     return (".".join(str(p) for p in error.absolute_path), str(error.validator))
 
