@@ -12,9 +12,10 @@ from typing import Annotated, Any
 import msgspec
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 
-from mainstem import __version__, timestamps
+from mainstem import __version__, timestamps, ui
+from mainstem.config import Source
 from mainstem.destinations import service as destination_service
 from mainstem.destinations.spec import Destination
 from mainstem.destinations.state import DeliveryState
@@ -73,6 +74,7 @@ def build_api(
     health: Callable[[], dict[str, Any]],
     metrics: Callable[[], bytes],
     delivery: Callable[[], tuple[Sequence[Destination], DeliveryState | None]] | None = None,
+    sources: Callable[[], Sequence[Source]] | None = None,
 ) -> FastAPI:
     app = FastAPI(
         title="Mainstem admin API",
@@ -241,6 +243,37 @@ def build_api(
         destination = destination_service.find(destinations, destination_id)
         data = destination_service.explain(destination, store(), message_id)
         return Response(_encode({"data": data}), media_type="application/json")
+
+    @app.get("/api/v1/sources", summary="Sources with their write keys and event totals")
+    def list_sources(request: Request) -> Response:
+        authorize(request)
+        totals: dict[tuple[str, str], int] = {}
+        for (name, label), value in store().counters().items():
+            key = (name, label.split("/", 1)[0])
+            totals[key] = totals.get(key, 0) + value
+        data = [
+            {
+                "id": source.id,
+                "name": source.name,
+                "enabled": source.enabled,
+                "write_key": source.write_key.reveal(),
+                "tracking_plan": source.tracking_plan.name if source.tracking_plan else None,
+                **{
+                    counter: totals.get((counter, source.id), 0)
+                    for counter in ("events_stored", "events_rejected", "events_blocked")
+                },
+            }
+            for source in (sources() if sources is not None else ())
+        ]
+        return Response(_encode({"data": data}), media_type="application/json")
+
+    @app.get("/ui", summary="The web UI", tags=["ui"], response_class=HTMLResponse)
+    def get_ui() -> Response:
+        return Response(ui.asset("index.html"), media_type="text/html; charset=utf-8")
+
+    @app.get("/ui/{name}", summary="The web UI's script and style sheet", tags=["ui"])
+    def get_ui_asset(name: str) -> Response:
+        return Response(ui.asset(name), media_type=ui.media_type(name))
 
     @app.get("/health", summary="Ready when storage is open", tags=["operations"])
     def get_health() -> JSONResponse:

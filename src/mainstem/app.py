@@ -109,6 +109,7 @@ class App:
             self.health,
             self.metrics.render,
             delivery=lambda: (self.workspace.destinations, self._deliveries()),
+            sources=lambda: self.workspace.sources,
         )
         self.profiles_api = build_profiles_api(
             lambda: self.profiles, self._store, lambda: self.workspace.admin_token

@@ -49,6 +49,7 @@ def banner(workspace: Workspace, host: str, port: int) -> None:
     table.add_column(style="bold")
     table.add_column()
     table.add_row("URL", url)
+    table.add_row("Web UI", f"{url}/ui  (admin token below)")
     table.add_row("Tracking API", f"{url}/v1/batch  (SDK host: {url})")
     for source in workspace.sources:
         state = "" if source.enabled else "  [red](disabled)[/red]"
