@@ -153,16 +153,32 @@ def plan_diff(
         raise typer.Exit(code=1)
 
 
+_MODULE_SUFFIX = {"python": ".py", "typescript": ".ts"}
+
+
 @plan_app.command("codegen")
 def plan_codegen(
     file: Annotated[Path, typer.Argument(help="A plan file (.yaml or .json).")],
     language: Annotated[
-        Literal["python"], typer.Option("--language", help="Target language (python).")
+        Literal["python", "typescript"],
+        typer.Option("--language", "--lang", help="python, or typescript (analytics-node)."),
     ] = "python",
-    output: OutputOption = None,
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output",
+            "-o",
+            help="A file, or a directory to write <plan>_analytics.py/.ts into (default: stdout).",
+        ),
+    ] = None,
 ) -> None:
     """Generate a typed analytics client: one function per track event (like Typewriter)."""
-    _write(codegen.python(_load(file)), output)
+    plan = _load(file)
+    text = codegen.typescript(plan) if language == "typescript" else codegen.python(plan)
+    if output is not None and (output.is_dir() or not output.suffix):
+        output.mkdir(parents=True, exist_ok=True)
+        output = output / f"{codegen.module_name(plan)}{_MODULE_SUFFIX[language]}"
+    _write(text, output)
 
 
 FormatOption = Annotated[

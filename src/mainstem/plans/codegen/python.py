@@ -1,6 +1,7 @@
-"""Typed clients from a tracking plan, as Segment's Typewriter makes them (reference §1.8): pure.
+"""A typed Python client from a tracking plan, as Segment's Typewriter makes them (reference
+§1.8): pure.
 
-Python only for now: one ``TypedDict`` per event (``Required[...]`` for required properties,
+One ``TypedDict`` per event (``Required[...]`` for required properties,
 ``Literal`` for string enums, nested objects as their own ``TypedDict``) and one function per
 event, named in snake_case, that calls ``client.track`` with the exact event name and stamps
 ``context.typewriter``. Like Typewriter, only track rules are kept, each at its highest version.
@@ -9,12 +10,12 @@ event, named in snake_case, that calls ``client.track`` with the exact event nam
 from __future__ import annotations
 
 import keyword
-import re
 from collections.abc import Mapping
 from typing import Any
 
 from mainstem import __version__
-from mainstem.plans.model import Rule, TrackingPlan
+from mainstem.plans.codegen.names import latest_track_rules, pascal, snake
+from mainstem.plans.model import TrackingPlan
 
 _SCALARS = {"string": "str", "number": "float", "integer": "int", "boolean": "bool", "null": "None"}
 
@@ -63,7 +64,7 @@ class _Module:
         required = set(schema.get("required", []))
         lines = []
         for field, sub in fields.items():
-            annotation = self.annotation(sub, name + _camel(field))
+            annotation = self.annotation(sub, name + pascal(field))
             if field in required:
                 annotation = f"Required[{annotation}]"
             lines.append(f"        {field!r}: {annotation},")
@@ -80,10 +81,10 @@ def python(plan: TrackingPlan) -> str:
     module.names.update({"Any", "Literal", "Required", "TypedDict", "Protocol", "Client"})
     functions: list[str] = []
     used: set[str] = set()
-    for rule in _latest_track_rules(plan):
+    for rule in latest_track_rules(plan):
         properties = rule.schema.get("properties", {}).get("properties", {})
         type_name = module.typed_dict(
-            _camel(rule.key or "Event"),
+            pascal(rule.key or "Event"),
             properties if isinstance(properties, Mapping) else {},
         )
         function = _snake(rule.key or "event")
@@ -126,21 +127,8 @@ def python(plan: TrackingPlan) -> str:
     return header + "\n\n".join(module.types) + "\n\n" + "\n\n".join(functions)
 
 
-def _latest_track_rules(plan: TrackingPlan) -> list[Rule]:
-    return [versions[-1] for _, versions in sorted(plan.track_rules().items())]
-
-
-def _words(text: str) -> list[str]:
-    return [w for w in re.split(r"[^0-9A-Za-z]+", re.sub(r"([a-z])([A-Z])", r"\1 \2", text)) if w]
-
-
-def _camel(text: str) -> str:
-    name = "".join(w[:1].upper() + w[1:] for w in _words(text)) or "Event"
-    return f"_{name}" if name[0].isdigit() else name
-
-
 def _snake(text: str) -> str:
-    name = "_".join(w.lower() for w in _words(text)) or "event"
+    name = snake(text)
     if name[0].isdigit() or keyword.iskeyword(name):
         name = f"_{name}"
     return name
