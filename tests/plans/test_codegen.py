@@ -41,6 +41,12 @@ events:
       properties: {plan: string}
     - version: 2
       properties: {plan: {type: string, required: true}, 2fa: boolean}
+  Delete:
+    description: |-
+      A reserved word as an event name, and a */ in a
+      description that spans lines
+    properties:
+      reason: {type: [string, "null"], enum: [spam, other, null], required: true}
 """
 GOOD = """\
 from web_analytics import order_completed, signed_up
@@ -119,9 +125,10 @@ JS = Path(__file__).resolve().parent.parent / "js"
 TSC = JS / "node_modules" / "typescript" / "bin" / "tsc"
 TS_GOOD = """\
 import { Analytics } from "@segment/analytics-node";
-import { orderCompleted, signedUp } from "./gen/web_analytics";
+import { _delete, orderCompleted, signedUp } from "./gen/web_analytics";
 
 const analytics = new Analytics({ writeKey: "test-key" });
+_delete(analytics, { reason: null }, { userId: "u1" });
 orderCompleted(
   analytics,
   { order_id: "o1", total: 5, currency: "EUR", products: [{ sku: "s1" }] },
@@ -181,7 +188,13 @@ def test_generated_typescript_client(tmp_path: Path) -> None:
     )
     assert result.exit_code == 0, result.output
     module = tmp_path / "gen" / "web_analytics.ts"
-    assert "/** Fires when checkout succeeds */" in module.read_text(encoding="utf-8")
+    generated = module.read_text(encoding="utf-8")
+    assert "/** Fires when checkout succeeds */" in generated
+    assert (
+        "/**\n * A reserved word as an event name, and a *\\/ in a\n"
+        " * description that spans lines\n"
+        ' */\nexport type Delete = {\n  reason: "spam" | "other" | null;\n};\n'
+    ) in generated
     (tmp_path / "node_modules").symlink_to(JS / "node_modules")
     for name, text in (("good.ts", TS_GOOD), ("bad.ts", TS_BAD), ("run.ts", TS_RUN)):
         (tmp_path / name).write_text(text, encoding="utf-8")

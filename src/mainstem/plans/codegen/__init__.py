@@ -2,10 +2,10 @@
 Python module (:mod:`.python`) or a TypeScript module for @segment/analytics-node
 (:mod:`.typescript`), one function per track event. Pure: plan in, source text out."""
 
-from mainstem.plans.codegen.names import snake
 from mainstem.plans.codegen.python import python
 from mainstem.plans.codegen.typescript import typescript
 from mainstem.plans.model import TrackingPlan
+from mainstem.plans.words import snake
 
 
 def module_name(plan: TrackingPlan) -> str:

@@ -14,8 +14,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from mainstem import __version__
-from mainstem.plans.codegen.names import latest_track_rules, pascal, snake
 from mainstem.plans.model import TrackingPlan
+from mainstem.plans.words import pascal, snake, unique
 
 _SCALARS = {"string": "str", "number": "float", "integer": "int", "boolean": "bool", "null": "None"}
 
@@ -26,11 +26,7 @@ class _Module:
         self.names: set[str] = set()
 
     def unique(self, name: str) -> str:
-        base, n = name, 2
-        while name in self.names:
-            name, n = f"{base}{n}", n + 1
-        self.names.add(name)
-        return name
+        return unique(name, self.names)
 
     def annotation(self, schema: Any, name: str) -> str:
         if not isinstance(schema, Mapping):
@@ -81,7 +77,7 @@ def python(plan: TrackingPlan) -> str:
     module.names.update({"Any", "Literal", "Required", "TypedDict", "Protocol", "Client"})
     functions: list[str] = []
     used: set[str] = set()
-    for rule in latest_track_rules(plan):
+    for rule in plan.latest_track_rules():
         properties = rule.schema.get("properties", {}).get("properties", {})
         type_name = module.typed_dict(
             pascal(rule.key or "Event"),

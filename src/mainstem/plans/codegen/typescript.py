@@ -17,8 +17,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from mainstem import __version__
-from mainstem.plans.codegen.names import camel, latest_track_rules, pascal
 from mainstem.plans.model import TrackingPlan
+from mainstem.plans.words import camel, pascal, unique
 
 _SCALARS = {
     "string": "string", "number": "number", "integer": "number", "boolean": "boolean",
@@ -55,10 +55,10 @@ def typescript(plan: TrackingPlan) -> str:
     parts = [_HEADER.format(plan=json.dumps(plan.name), version=__version__)]
     types: set[str] = {"Analytics", "TrackParams", "TrackOptions", "TYPEWRITER"}
     functions: set[str] = set(types)
-    for rule in latest_track_rules(plan):
+    for rule in plan.latest_track_rules():
         event = rule.key or "Event"
-        type_name = _unique(pascal(event), types)
-        function = _unique(_function_name(event), functions)
+        type_name = unique(pascal(event), types)
+        function = unique(_function_name(event), functions)
         section = rule.schema.get("properties", {}).get("properties", {})
         body = _type(section if isinstance(section, Mapping) else {}, "") or "{}"
         doc = _doc(rule.description, "")
@@ -143,12 +143,4 @@ def _function_name(event: str) -> str:
     name = camel(event) or "event"
     if name[0].isdigit() or name in _RESERVED:
         name = f"_{name}"
-    return name
-
-
-def _unique(name: str, taken: set[str]) -> str:
-    base, n = name, 2
-    while name in taken:
-        name, n = f"{base}{n}", n + 1
-    taken.add(name)
     return name

@@ -9,7 +9,7 @@ from collections.abc import Iterator, Sequence
 from mainstem.plans.lint import catalog
 from mainstem.plans.lint.findings import Hit
 from mainstem.plans.lint.messages import Message
-from mainstem.plans.lint.words import words
+from mainstem.plans.words import words
 
 # In order of preference when counts tie: Segment's spec recommends "Object Action" Title Case.
 STYLES: dict[str, re.Pattern[str]] = {

@@ -9,7 +9,7 @@ from mainstem.plans.lint import catalog
 from mainstem.plans.lint.findings import Check, Hit
 from mainstem.plans.lint.messages import Message, is_client
 from mainstem.plans.lint.syntax import Expr, Scope, SourceFile, Span
-from mainstem.plans.lint.words import ends_with_phrase, has_phrase, words
+from mainstem.plans.words import ends_with_phrase, has_phrase, words
 
 Rule = Callable[[SourceFile, Sequence[Message]], Iterator[Hit]]
 
