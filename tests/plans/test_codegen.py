@@ -19,6 +19,7 @@ from typer.testing import CliRunner
 
 from mainstem import __version__
 from mainstem.cli import app
+from mainstem.plans import lint
 
 runner = CliRunner()
 PLAN = """\
@@ -108,6 +109,8 @@ def test_generated_python_client(tmp_path: Path) -> None:
         del sys.modules["web_analytics"]
     client = Recorder()
     generated.signed_up(client, {"plan": "pro", "2fa": True}, user_id="u")
+    # the generated code passes the linter (nothing dynamic, a timestamp parameter)
+    assert lint.lint([("web_analytics.py", module.read_bytes())]) == []
     [call] = client.calls
     assert json.loads(json.dumps(call)) == {
         "user_id": "u",
@@ -118,6 +121,8 @@ def test_generated_python_client(tmp_path: Path) -> None:
             "protocols": {"event_version": 2},
             "typewriter": {"language": "python", "version": generated._TYPEWRITER["version"]},
         },
+        "timestamp": None,
+        "integrations": None,
     }
 
 
@@ -190,6 +195,7 @@ def test_generated_typescript_client(tmp_path: Path) -> None:
     module = tmp_path / "gen" / "web_analytics.ts"
     generated = module.read_text(encoding="utf-8")
     assert "/** Fires when checkout succeeds */" in generated
+    assert lint.lint([("web_analytics.ts", generated.encode())]) == []
     assert (
         "/**\n * A reserved word as an event name, and a *\\/ in a\n"
         " * description that spans lines\n"

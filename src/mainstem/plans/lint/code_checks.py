@@ -57,7 +57,7 @@ def conversion_without_identify(source: SourceFile, messages: Sequence[Message])
     if any(m.type == "identify" for m in messages):
         return
     for message in messages:
-        if message.type != "track" or message.user_id is not None:
+        if message.type != "track" or message.user_id is not None or message.opaque:
             continue
         name = message.event.value if message.event is not None else None
         revenue = [
@@ -144,7 +144,7 @@ def pii_without_integrations(source: SourceFile, messages: Sequence[Message]) ->
     for message in messages:
         if message.type not in TRACKING or message.properties is None:
             continue
-        if message.integrations is not None:
+        if message.integrations is not None or message.opaque:
             continue
         keys = [
             entry
@@ -165,7 +165,12 @@ def server_track_without_timestamp(
     source: SourceFile, messages: Sequence[Message]
 ) -> Iterator[Hit]:
     for message in messages:
-        if message.type == "track" and message.server and message.timestamp is None:
+        if (
+            message.type == "track"
+            and message.server
+            and message.timestamp is None
+            and not message.opaque
+        ):
             yield _hit(
                 catalog.SERVER_TRACK_WITHOUT_TIMESTAMP,
                 message.call.at,

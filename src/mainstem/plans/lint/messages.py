@@ -54,6 +54,9 @@ class Message:
     user_id: Expr | None = None
     server: bool = False
     """Sent by a server library (analytics-python, analytics-node), not a browser."""
+    opaque: bool = False
+    """Some fields come from a value the linter cannot read (``**kwargs``, ``{...params}``, an
+    options variable), so a missing timestamp or integrations may be there after all."""
 
 
 def is_client(receiver: str) -> bool:
@@ -89,6 +92,7 @@ def _python(call: Call) -> Message:
         timestamp=named.get("timestamp"),
         user_id=_present(named.get("user_id")),
         server=True,
+        opaque=call.splat,
     )
 
 
@@ -105,6 +109,7 @@ def _javascript(call: Call, server_file: bool) -> Message:
             timestamp=first.entry("timestamp"),
             user_id=_present(first.entry("userId")),
             server=True,
+            opaque=first.spread or call.splat,
         )
     event = user_id = None
     rest = list(args)
@@ -117,6 +122,10 @@ def _javascript(call: Call, server_file: bool) -> Message:
             rest.pop(0)  # category, name
     properties = rest.pop(0) if rest else None
     options = rest[0] if rest and rest[0].kind == "object" else None
+    # an options variable or call may hold integrations and a timestamp; a callback does not
+    unreadable = bool(rest) and (
+        rest[0].kind in ("name", "member", "call") or bool(options and options.spread)
+    )
     return Message(
         type=call.method,
         call=call,
@@ -126,6 +135,7 @@ def _javascript(call: Call, server_file: bool) -> Message:
         timestamp=options.entry("timestamp") if options else None,
         user_id=user_id,
         server=server_file,
+        opaque=call.splat or unreadable,
     )
 
 

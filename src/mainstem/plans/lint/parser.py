@@ -61,6 +61,7 @@ _LITERALS: dict[str, Kind] = {
 _IDENTIFIERS = frozenset({"identifier", "property_identifier", "shorthand_property_identifier"})
 # identifiers that declare a name rather than read it: a parameter is not a consent check
 _DECLARING = {
+    "import_statement", "import_from_statement",
     "formal_parameters", "required_parameter", "optional_parameter", "parameters",
     "typed_parameter", "default_parameter", "typed_default_parameter", "lambda_parameters",
     "type", "type_annotation",
@@ -145,12 +146,15 @@ class _Reader:
         arguments = node.child_by_field_name("arguments")
         args: list[Expr] = []
         keywords: dict[str, Expr] = {}
+        splat = False
         for child in arguments.named_children if arguments is not None else ():
-            if child.type == "keyword_argument":
+            if child.type in ("list_splat", "dictionary_splat", "spread_element"):
+                splat = True
+            elif child.type == "keyword_argument":
                 name, value = child.child_by_field_name("name"), child.child_by_field_name("value")
                 if name is not None and value is not None:
                     keywords[_text(name)] = self.expr(value)
-            elif child.type not in ("comment", "list_splat", "dictionary_splat"):
+            elif child.type != "comment" and not splat:
                 args.append(self.expr(child))
         self.calls.append(
             Call(
@@ -161,6 +165,7 @@ class _Reader:
                 scope=scope,
                 keywords=keywords,
                 constructor=node.type == "new_expression",
+                splat=splat,
             )
         )
 

@@ -82,6 +82,9 @@ class Call:
     scope: Scope
     keywords: Mapping[str, Expr] = field(default_factory=dict)
     constructor: bool = False
+    splat: bool = False
+    """Arguments unpacked from a value (``*args``, ``**kwargs``, ``...args``); positional
+    arguments after it are not in ``args``."""
 
     @property
     def callee(self) -> str:
