@@ -1,4 +1,5 @@
-"""``mainstem plan …`` and ``mainstem violations``: parse, call the plans library, format."""
+"""``mainstem plan …``, ``mainstem lint`` and ``mainstem violations``: parse, call the plans
+library, format."""
 
 from __future__ import annotations
 
