@@ -19,10 +19,8 @@ from dataclasses import dataclass
 from mainstem.plans.lint.syntax import Call, Expr, SourceFile
 
 METHODS = ("track", "identify", "page", "screen", "group", "alias", "reset")
-SERVER_MODULES = (
-    "@segment/analytics-node", "analytics-node", "@rudderstack/rudder-sdk-node",
-    "segment.analytics", "analytics", "rudderstack.analytics", "rudder_analytics",
-)  # fmt: skip
+# JavaScript modules of server libraries (Python has only server libraries)
+SERVER_MODULES = ("@segment/analytics-node", "analytics-node", "@rudderstack/rudder-sdk-node")
 _RECEIVER_NAMES = ("client", "ajs", "tracker")
 _RECEIVER_PARTS = ("analytics", "segment", "rudder")
 # segment-analytics-python's positional parameters, per method
