@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 import pytest
@@ -180,3 +181,25 @@ def test_every_check_is_documented(check: lint.Check) -> None:
     section = docs.split(f"\n### {check.id}\n", 1)
     assert len(section) == 2, f"docs/lint.md needs a section headed `### {check.id}`"
     assert section[1].lstrip().startswith(f"**{check.severity.label}"), check.id
+
+
+def test_broken_source_is_still_read() -> None:
+    # a syntax error and bytes that are not UTF-8 do not stop the parser at the call sites
+    source = b'const s = "caf\xe9;\nif (x {\n}\nanalytics.track(eventName);\n'
+    [finding] = lint.lint([("broken.js", source)])
+    assert (finding.check.id, finding.line, finding.column) == ("dynamic-event-name", 4, 17)
+    python = b'def f(:\n    analytics.track("u", name, timestamp=now)  # \xe9\n'
+    assert [(f.check.id, f.line) for f in lint.lint([("broken.py", python)])] == [
+        ("dynamic-event-name", 2)
+    ]
+
+
+def test_an_unreadable_file_is_an_error(tmp_path: Path) -> None:
+    # a socket named like a source file cannot be read, even by root
+    with socket.socket(socket.AF_UNIX) as server:
+        server.bind(str(tmp_path / "app.js"))
+        result = runner.invoke(app, ["lint", str(tmp_path / "app.js")])
+    assert result.exit_code == 1
+    assert result.stderr == (
+        f"Error: {tmp_path / 'app.js'}: cannot read the file: No such device or address\n"
+    )

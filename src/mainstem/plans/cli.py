@@ -213,7 +213,11 @@ def lint_command(
     except MainstemError as exc:
         raise _fail(exc) from exc
     files = [path for path in _sources(paths) if lint.language_for(path.name) is not None]
-    findings = lint.lint(((str(path), path.read_bytes()) for path in files), plan, settings)
+    try:
+        sources = [(str(path), path.read_bytes()) for path in files]
+    except OSError as exc:
+        raise _fail(f"{exc.filename}: cannot read the file: {exc.strerror}") from exc
+    findings = lint.lint(sources, plan, settings)
     if format == "json":
         _write(json.dumps(lint_report.as_json(findings, len(files)), indent=2) + "\n", output)
     elif format == "sarif":
