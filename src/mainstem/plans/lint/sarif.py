@@ -14,7 +14,6 @@ from mainstem.plans.lint.catalog import CHECKS
 from mainstem.plans.lint.findings import Finding
 
 SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
-DOCS = "https://github.com/mainstem/mainstem/blob/main/docs/lint.md"
 
 
 def log(findings: Sequence[Finding]) -> dict[str, Any]:
@@ -29,13 +28,11 @@ def log(findings: Sequence[Finding]) -> dict[str, Any]:
                     "driver": {
                         "name": "mainstem lint",
                         "version": __version__,
-                        "informationUri": DOCS,
                         "rules": [
                             {
                                 "id": check.id,
                                 "shortDescription": {"text": check.summary},
-                                "help": {"text": check.fix},
-                                "helpUri": f"{DOCS}#{check.id}",
+                                "help": {"text": f"{check.fix} (docs/lint.md#{check.id})"},
                                 "defaultConfiguration": {"level": check.severity.sarif_level},
                                 "properties": {"needsPlan": check.needs_plan},
                             }
