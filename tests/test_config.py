@@ -74,7 +74,7 @@ def test_secrets_never_print() -> None:
         (
             "admin_token: long-enough\nsorces: []\n",
             "mainstem.yaml:2: unknown key 'sorces' — allowed: admin_token, sources, destinations, "
-            "identity, settings",
+            "identity, lint, settings",
         ),
         (
             "admin_token: long-enough\nsources:\n  - id: Web Site\n    write_key: abcdefgh\n",

@@ -432,10 +432,11 @@ from mainstem.warehouse.cli import query_command, warehouse_app  # noqa: E402
 app.add_typer(warehouse_app, name="warehouse")
 app.command("query")(query_command)
 
-from mainstem.plans.cli import plan_app, violations_command  # noqa: E402
+from mainstem.plans.cli import lint_command, plan_app, violations_command  # noqa: E402
 
 app.add_typer(plan_app, name="plan")
 app.command("violations")(violations_command)
+app.command("lint")(lint_command)
 
 from mainstem.identity.cli import profile_app  # noqa: E402
 

@@ -24,12 +24,13 @@ from mainstem.errors import ConfigError
 from mainstem.identity import spec as identity_spec
 from mainstem.plans import attachment
 from mainstem.plans.enforcement import Enforcement
+from mainstem.plans.lint import settings as lint_settings
 from mainstem.plans.model import TrackingPlan
 from mainstem.secret import Secret
 
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _SOURCE_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
-_TOP_LEVEL = ("admin_token", "sources", "destinations", "identity", "settings")
+_TOP_LEVEL = ("admin_token", "sources", "destinations", "identity", "lint", "settings")
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,7 @@ class Workspace:
     path: str | None = None
     destinations: tuple[destination_spec.Destination, ...] = ()
     identity: identity_spec.IdentitySpec = field(default_factory=identity_spec.IdentitySpec)
+    lint: lint_settings.LintSettings = field(default_factory=lint_settings.LintSettings)
     flags: Mapping[str, object] = field(default_factory=dict)
     """Command-line overrides it was loaded with; a reload applies them again."""
 
@@ -138,6 +140,38 @@ def load(
     return parse(text, file=file, env=env, flags=flags)
 
 
+def load_lint(path: str | Path, env: Mapping[str, str] | None = None) -> lint_settings.LintSettings:
+    """Only the ``lint:`` section of a workspace file (or of a file that has nothing else), so
+    that ``mainstem lint`` runs in CI without the workspace's secrets in the environment.
+
+    Raises:
+        ConfigError: the file is missing, not YAML, or its lint section is wrong.
+    """
+    file = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except FileNotFoundError:
+        raise ConfigError("no such file", file=file) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read the file: {exc}", file=file) from exc
+    except yaml.MarkedYAMLError as exc:
+        line = exc.problem_mark.line + 1 if exc.problem_mark else None
+        raise ConfigError(
+            f"not valid YAML: {exc.problem} — check indentation and quoting", file=file, line=line
+        ) from exc
+    located = _Located(file, env if env is not None else os.environ)
+    if not isinstance(node, yaml.MappingNode):
+        return lint_settings.LintSettings()
+    for key_node, value_node in node.value:
+        if key_node.value == "lint":
+            located.lines["lint"] = key_node.start_mark.line + 1
+            raw = located.build(value_node, "lint")
+            located.lines["lint"] = key_node.start_mark.line + 1
+            return lint_settings.parse(raw, located.error)
+    return lint_settings.LintSettings()
+
+
 def parse(
     text: str,
     *,
@@ -188,6 +222,7 @@ def parse(
         path=file,
         destinations=destinations,
         identity=identity_spec.parse(doc.get("identity"), located.error),
+        lint=lint_settings.parse(doc.get("lint"), located.error),
         flags={k: v for k, v in (flags or {}).items() if v is not None},
     )
 

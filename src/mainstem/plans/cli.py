@@ -1,7 +1,9 @@
-"""``mainstem plan …`` and ``mainstem violations``: parse, call the plans library, format."""
+"""``mainstem plan …``, ``mainstem lint`` and ``mainstem violations``: parse, call the plans
+library, format."""
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from collections.abc import Iterator
@@ -20,6 +22,8 @@ from mainstem.plans import codegen, inference, lint, report, segment_format, yam
 from mainstem.plans import diff as plan_changes
 from mainstem.plans.attachment import load_plan
 from mainstem.plans.enforcement import CompiledPlan
+from mainstem.plans.lint import report as lint_report
+from mainstem.plans.lint import sarif
 from mainstem.plans.model import PlanError, TrackingPlan
 from mainstem.storage import EventQuery, ViolationQuery
 from mainstem.storage.sqlite.pipeline import SqlitePipelineStore
@@ -150,38 +154,89 @@ def plan_diff(
         raise typer.Exit(code=1)
 
 
+_MODULE_SUFFIX = {"python": ".py", "typescript": ".ts"}
+
+
 @plan_app.command("codegen")
 def plan_codegen(
     file: Annotated[Path, typer.Argument(help="A plan file (.yaml or .json).")],
     language: Annotated[
-        Literal["python"], typer.Option("--language", help="Target language (python).")
+        Literal["python", "typescript"],
+        typer.Option("--language", "--lang", help="python, or typescript (analytics-node)."),
     ] = "python",
-    output: OutputOption = None,
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output",
+            "-o",
+            help="A file, or a directory to write <plan>_analytics.py/.ts into (default: stdout).",
+        ),
+    ] = None,
 ) -> None:
     """Generate a typed analytics client: one function per track event (like Typewriter)."""
-    _write(codegen.python(_load(file)), output)
+    plan = _load(file)
+    text = codegen.typescript(plan) if language == "typescript" else codegen.python(plan)
+    if output is not None and (output.is_dir() or not output.suffix):
+        output.mkdir(parents=True, exist_ok=True)
+        output = output / f"{codegen.module_name(plan)}{_MODULE_SUFFIX[language]}"
+    _write(text, output)
+
+
+FormatOption = Annotated[
+    Literal["text", "json", "sarif"],
+    typer.Option("--format", help="text (file:line:col), json, or sarif (SARIF 2.1.0)."),
+]
+
+
+def lint_command(
+    paths: Annotated[list[Path], typer.Argument(help="Source files or directories to check.")],
+    plan_file: Annotated[
+        Path | None, typer.Option("--plan", help="Also check events and properties against it.")
+    ] = None,
+    format: FormatOption = "text",
+    config_path: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            "-c",
+            help="File with a lint: section (default: ./mainstem.yaml when it exists).",
+        ),
+    ] = None,
+    output: OutputOption = None,
+) -> None:
+    """Lint tracking code (Python, JavaScript, TypeScript); exit status 1 when there are errors."""
+    plan = _load(plan_file) if plan_file is not None else None
+    if config_path is None and Path("mainstem.yaml").is_file():
+        config_path = Path("mainstem.yaml")
+    try:
+        settings = config.load_lint(config_path) if config_path is not None else None
+    except MainstemError as exc:
+        raise _fail(exc) from exc
+    files = [path for path in _sources(paths) if lint.language_for(path.name) is not None]
+    try:
+        sources = [(str(path), path.read_bytes()) for path in files]
+    except OSError as exc:
+        raise _fail(f"{exc.filename}: cannot read the file: {exc.strerror}") from exc
+    findings = lint.lint(sources, plan, settings)
+    if format == "json":
+        _write(json.dumps(lint_report.as_json(findings, len(files)), indent=2) + "\n", output)
+    elif format == "sarif":
+        _write(json.dumps(sarif.log(findings), indent=2) + "\n", output)
+    else:
+        _write(lint_report.text(findings), output)
+        _err.print(lint_report.summary(findings, len(files)), highlight=False)
+    if lint.has_errors(findings):
+        raise typer.Exit(code=1)
 
 
 @plan_app.command("lint")
 def plan_lint(
     file: Annotated[Path, typer.Argument(help="The plan to check against.")],
     paths: Annotated[list[Path], typer.Argument(help="Source files or directories to check.")],
+    format: FormatOption = "text",
 ) -> None:
-    """Check analytics.track calls in Python, JavaScript and TypeScript code against a plan."""
-    plan = _load(file)
-    problems: list[lint.Problem] = []
-    checked = 0
-    for source in _sources(paths):
-        language = lint.language_for(source.name)
-        if language is None:
-            continue
-        checked += 1
-        problems += lint.lint(source.read_bytes(), language, plan, str(source))
-    for problem in problems:
-        typer.echo(str(problem))
-    _err.print(f"{len(problems)} problems in {checked} files", highlight=False)
-    if problems:
-        raise typer.Exit(code=1)
+    """Same as `mainstem lint --plan FILE PATHS...`."""
+    lint_command(paths, plan_file=file, format=format, config_path=None, output=None)
 
 
 _SKIP = {".git", "node_modules", ".venv", "venv", "__pycache__", "dist", "build"}

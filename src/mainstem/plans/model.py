@@ -76,6 +76,10 @@ class TrackingPlan:
             versions.sort(key=lambda rule: rule.version)
         return found
 
+    def latest_track_rules(self) -> list[Rule]:
+        """Each track rule at its highest version, by event name (what Typewriter generates)."""
+        return [versions[-1] for _, versions in sorted(self.track_rules().items())]
+
     def single(self, rule_type: RuleType) -> Rule | None:
         """The identify, group or common rule (the first one when a file has several)."""
         return next((rule for rule in self.rules if rule.type == rule_type), None)
