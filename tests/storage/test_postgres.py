@@ -214,6 +214,31 @@ def test_retention_drops_whole_days_that_every_partition_processed(postgres_url:
         store.close()
 
 
+def test_dedupe_expiry_runs_in_chunks_and_the_hot_tables_leave_room(postgres_url: str) -> None:
+    store = PostgresPipelineStore(postgres_url)
+    try:
+        old = [
+            ("web", StoredEvent(f"old-{n}", "track", "E", "u", None, 1_000, b"{}"))
+            for n in range(7)
+        ]
+        store.commit(Batch("0", 1, events=[*old, ("web", event("new"))]))
+        assert store.expire(now=DAY + 1_000, dedupe_window=DAY - 500, chunk=3) == 7
+        assert store.expire(now=DAY + 1_000, dedupe_window=DAY - 500, chunk=3) == 0
+        with connect(postgres_url) as conn:
+            options = dict(
+                conn.execute(
+                    "SELECT relname, reloptions FROM pg_class WHERE relnamespace = "
+                    "current_schema()::regnamespace AND relname IN ('dedupe', 'offsets')"
+                ).fetchall()
+            )
+            remembered = conn.execute("SELECT message_id FROM dedupe").fetchall()
+        assert remembered == [("new",)]
+        assert "autovacuum_vacuum_scale_factor=0.02" in options["dedupe"]
+        assert "fillfactor=50" in options["offsets"]
+    finally:
+        store.close()
+
+
 def test_processes_starting_together_migrate_once(postgres_url: str) -> None:
     errors: list[BaseException] = []
 
