@@ -4,6 +4,8 @@ result, the worker is replaced when it must be, and the next call is served."""
 from __future__ import annotations
 
 import os
+import resource
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -97,8 +99,6 @@ def test_a_worker_is_reused_until_it_overruns_then_killed_and_replaced(pool: Poo
 
 
 def test_the_memory_limit_applies_to_the_worker_only(pool: Pool) -> None:
-    import resource
-
     before = resource.getrlimit(resource.RLIMIT_AS)
     assert track(pool, "Allocate").error == "MemoryError"
     assert resource.getrlimit(resource.RLIMIT_AS) == before
@@ -149,3 +149,44 @@ def test_a_closed_pool_answers_without_starting_workers(pool: Pool) -> None:
     pool.close()
     pool.close()
     assert track(pool, "Fine").error == "Closed"
+
+
+BARRIER = """\
+import os
+import time
+from pathlib import Path
+
+from mainstem.functions import ValidationError
+
+
+def on_track(event, settings):
+    here = Path(settings["dir"])
+    (here / f"arrived-{os.getpid()}").touch()
+    while len(list(here.glob("arrived-*"))) < settings["expect"]:
+        time.sleep(0.01)
+    raise ValidationError(f"pid {os.getpid()}")
+"""
+
+
+def test_concurrency_runs_calls_at_once_in_separate_workers(tmp_path: Path) -> None:
+    """Each call waits until ``expect`` calls have arrived: only parallel workers get through."""
+    rendezvous = tmp_path / "rendezvous"
+    rendezvous.mkdir()
+    pool = Pool(write(tmp_path, "barrier.py", BARRIER), Limits(timeout=60.0, concurrency=2))
+    results: list[Result] = []
+
+    def one() -> None:
+        results.append(
+            pool.call("on_track", {"type": "track"}, {"dir": str(rendezvous), "expect": 2})
+        )
+
+    try:
+        threads = [threading.Thread(target=one) for _ in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        pool.close()
+    assert [result.error for result in results] == ["ValidationError"] * 2
+    assert len({result.message for result in results}) == 2
