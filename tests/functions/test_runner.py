@@ -5,17 +5,20 @@ from __future__ import annotations
 
 import os
 import resource
+import signal
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from mainstem.functions import protocol
 from mainstem.functions.outcome import Result
 from mainstem.functions.runner import Limits, Pool
+from tests.conftest import wait_for
 from tests.functions.conftest import MISBEHAVING, write
 
-LIMITS = Limits(timeout=1.0, memory=160 * 1024 * 1024, concurrency=1)
+LIMITS = Limits(timeout=2.0, memory=160 * 1024 * 1024, concurrency=1)
 
 
 @pytest.fixture
@@ -35,6 +38,13 @@ def worker_pid(pool: Pool) -> int:
     return int(result.message.removeprefix("pid "))
 
 
+def zombie(pid: int) -> bool:
+    """Exited with all its threads (so its pipes are closed), not yet reaped by its parent."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    threads = os.listdir(f"/proc/{pid}/task")
+    return stat.rsplit(")", 1)[1].split()[0] == "Z" and threads == [str(pid)]
+
+
 def alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -52,7 +62,7 @@ def alive(pid: int) -> bool:
         ("Unsupported", Result("unsupported", "EventNotSupported", "this CRM takes no such event")),
         ("Bug", Result("error", "KeyError", "'missing'")),
         ("Allocate", Result("error", "MemoryError", "out of memory")),
-        ("Sleep", Result("timeout", "Timeout", "no answer within 1s (killed)")),
+        ("Sleep", Result("timeout", "Timeout", "no answer within 2s (killed)")),
         ("Exit", Result("crash", "Crash", "the function's worker process died (exit code 3)")),
         (
             "Abort",
@@ -190,3 +200,18 @@ def test_concurrency_runs_calls_at_once_in_separate_workers(tmp_path: Path) -> N
         pool.close()
     assert [result.error for result in results] == ["ValidationError"] * 2
     assert len({result.message for result in results}) == 2
+
+
+def test_a_worker_that_died_while_idle_is_replaced_before_the_call(pool: Pool) -> None:
+    first = worker_pid(pool)
+    os.kill(first, signal.SIGKILL)
+    wait_for(lambda: zombie(first), 30, "the killed worker to exit")
+    assert track(pool, "Fine") == Result()  # not a crash: the call never reached the dead one
+    assert worker_pid(pool) != first
+
+
+def test_a_request_over_the_frame_limit_is_an_error_and_the_worker_stays(pool: Pool) -> None:
+    first = worker_pid(pool)
+    result = pool.call("on_track", {"type": "track", "blob": "x" * (protocol.MAX_FRAME + 1)}, {})
+    assert (result.kind, result.error) == ("error", "TooLarge")
+    assert worker_pid(pool) == first

@@ -91,7 +91,7 @@ def workspace_file(tmp_path: Path) -> Path:
         "  - id: stripe\n"
         "    name: Stripe\n"
         f"    write_key: {STRIPE_KEY}\n"
-        f"    function: {{file: stripe.py, timeout: 0.5s, settings: {{secret: {SECRET}}}}}\n"
+        f"    function: {{file: stripe.py, timeout: 2s, settings: {{secret: {SECRET}}}}}\n"
         "  - id: github\n"
         f"    write_key: {GITHUB_KEY}\n"
         "    function: {file: github.py}\n"
@@ -180,7 +180,7 @@ def test_a_github_form_webhook_becomes_a_track_with_basic_auth(inproc: InProcess
             stripe_event("slow"),
             503,
             "function_timeout",
-            "the source function failed: Timeout: no answer within 0.5s (killed)",
+            "the source function failed: Timeout: no answer within 2s (killed)",
         ),
         (
             stripe_event("crash"),

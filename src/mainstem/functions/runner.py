@@ -69,8 +69,12 @@ class _Worker:
         self.handlers = tuple(str(name) for name in frame.get("handlers") or ())
         return None
 
-    def call(self, request: dict[str, Any], deadline: float) -> Any:
+    def send(self, request: dict[str, Any]) -> None:
+        """Raises:
+        protocol.Closed: the worker is gone."""
         protocol.write(self.requests, request)
+
+    def receive(self, deadline: float) -> Any:
         return protocol.read(self.replies, deadline)
 
     def reap(self) -> str:
@@ -131,13 +135,13 @@ class Pool:
         with self._slots:
             if self._closed:
                 return Result("error", "Closed", f"the pool of {self.name} is closed")
-            worker, problem = self._checkout()
-            if worker is None:
-                return Result("load", "LoadError", f"{self.name}: {problem}")
             request = {"entry": entry, "payload": payload, "settings": settings}
+            worker = self._send(request)
+            if isinstance(worker, Result):
+                return worker
             deadline = time.monotonic() + self.limits.timeout
             try:
-                reply = worker.call(request, deadline)
+                reply = worker.receive(deadline)
             except protocol.TimedOut:
                 worker.kill()
                 log.warning("function %s: timed out; worker killed", self.name)
@@ -158,6 +162,24 @@ class Pool:
             if not isinstance(reply, dict):
                 return Result("error", "ProtocolError", "the worker sent a malformed reply")
             return outcome.from_reply(reply)
+
+    def _send(self, request: dict[str, Any]) -> _Worker | Result:
+        """Hand ``request`` to a worker. One found dead while idle (killed from outside, the
+        OOM killer) has not run the call, so a fresh one is tried once before it counts."""
+        for _ in range(2):
+            worker, problem = self._checkout()
+            if worker is None:
+                return Result("load", "LoadError", f"{self.name}: {problem}")
+            try:
+                worker.send(request)
+            except protocol.TooLarge as exc:
+                self._checkin(worker)
+                return Result("error", "TooLarge", str(exc))
+            except protocol.Closed:
+                log.warning("function %s: an idle worker had died (%s)", self.name, worker.reap())
+                continue
+            return worker
+        return Result("crash", "Crash", "the function's worker processes keep dying")
 
     def _checkout(self) -> tuple[_Worker | None, str]:
         changed = _mtime(self.file)

@@ -13,10 +13,12 @@ Authentication: the source's write key as the HTTP Basic username, or as ``?key=
 from __future__ import annotations
 
 import asyncio
+import functools
 import hmac
 import logging
 import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -46,6 +48,9 @@ log = logging.getLogger(__name__)
 PREFIX = "/functions/"
 LIBRARY = {"name": "mainstem-functions", "version": __version__}
 _encode = msgspec.json.Encoder().encode
+_THREADS = 32
+"""Calls waiting at once across all source functions; each function's own ``concurrency``
+bounds its worker processes."""
 
 
 class SourceFunctions:
@@ -59,6 +64,9 @@ class SourceFunctions:
         self._gateway = gateway
         self._pools: dict[str, tuple[FunctionSpec, Pool]] = {}
         self._lock = threading.Lock()
+        # its own threads, so webhooks waiting for slow functions never starve the event loop's
+        # default executor, which storage and shutdown use
+        self._threads = ThreadPoolExecutor(_THREADS, thread_name_prefix="source-function")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
@@ -108,9 +116,8 @@ class SourceFunctions:
         }
         received_at = now_us()
         pool = self._pool(source.id, source.function)
-        result = await asyncio.to_thread(
-            pool.call, "on_request", request, dict(source.function.settings)
-        )
+        call = functools.partial(pool.call, "on_request", request, dict(source.function.settings))
+        result = await asyncio.get_running_loop().run_in_executor(self._threads, call)
         if not result.ok:
             failure = outcome.http_error(result)
             raise _FunctionFailed(failure.status, failure.code, result.describe())
@@ -145,6 +152,7 @@ class SourceFunctions:
             pools, self._pools = list(self._pools.values()), {}
         for _, pool in pools:
             pool.close()
+        self._threads.shutdown(wait=False, cancel_futures=True)
 
 
 class _FunctionFailed(MainstemError):
