@@ -251,7 +251,7 @@ def _function(
     item: dict[str, Any], where: str, dest_id: str, kind: Kind, error: Error, base: Path
 ) -> tuple[function_spec.FunctionSpec | None, Endpoint]:
     """``type: function`` takes a ``function:`` block instead of ``settings``."""
-    if kind.display_name != "Function":
+    if kind is not KINDS["function"]:
         if "function" in item:
             raise error(f"{where}.function", "function: is only for `type: function`")
         return None, _endpoint(item.get("settings"), where, dest_id, kind, error)
