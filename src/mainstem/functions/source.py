@@ -116,8 +116,8 @@ class SourceFunctions:
         }
         received_at = now_us()
         pool = self._pool(source.id, source.function)
-        call = functools.partial(pool.call, "on_request", request, dict(source.function.settings))
-        result = await asyncio.get_running_loop().run_in_executor(self._threads, call)
+        run = functools.partial(pool.call, "on_request", request, dict(source.function.settings))
+        result = await asyncio.get_running_loop().run_in_executor(self._threads, run)
         if not result.ok:
             failure = outcome.http_error(result)
             raise _FunctionFailed(failure.status, failure.code, result.describe())
