@@ -106,7 +106,7 @@ def test_secrets_never_print() -> None:
             "admin_token: long-enough\nsources:\n  - id: web\n    write_key: abcdefgh\n"
             "    wrte_key: x\n",
             "mainstem.yaml:5: unknown key 'wrte_key' in a source — allowed: "
-            "id, name, write_key, enabled, tracking_plan, enforcement",
+            "id, name, write_key, enabled, tracking_plan, enforcement, function",
         ),
         (
             "admin_token: ${NOPE}\n",
@@ -128,7 +128,7 @@ def test_secrets_never_print() -> None:
             "admin_token: long-enough\nsources:\n  - id: web\n    write_key: abcdefgh\n"
             "destinations:\n  - id: hook\n",
             "mainstem.yaml:6: destination 'hook' needs a type — add `type: webhook`, "
-            "`type: segment` or `type: slack`",
+            "`type: segment`, `type: slack` or `type: function`",
         ),
         (
             "admin_token: long-enough\nadmin_token: again-long\n",

@@ -26,6 +26,8 @@ from mainstem.destinations import service as delivery_service
 from mainstem.destinations.metrics import DeliveryCollector
 from mainstem.destinations.state import DeliveryState
 from mainstem.errors import ConfigError
+from mainstem.functions.source import PREFIX as FUNCTIONS_PREFIX
+from mainstem.functions.source import SourceFunctions
 from mainstem.gateway import Gateway, Receive, Scope, Send
 from mainstem.identity import resolver as identity
 from mainstem.identity.http import build_profiles_api
@@ -111,6 +113,7 @@ class App:
             delivery=lambda: (self.workspace.destinations, self._deliveries()),
             sources=lambda: self.workspace.sources,
         )
+        self.functions = SourceFunctions(lambda: self.workspace, lambda: self.gateway)
         self.profiles_api = build_profiles_api(
             lambda: self.profiles, self._store, lambda: self.workspace.admin_token
         )
@@ -200,6 +203,7 @@ class App:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks.clear()
+        await asyncio.to_thread(self.functions.close)
         if self.committer is not None:
             await asyncio.to_thread(self.committer.stop)
         self._processor_stop.set()
@@ -332,6 +336,8 @@ class App:
                 await _unavailable(send)
                 return
             await self.gateway(scope, receive, send)
+        elif kind == "http" and scope["path"].startswith(FUNCTIONS_PREFIX):
+            await self.functions(scope, receive, send)  # source functions (docs/functions.md)
         elif kind == "lifespan":
             await self._lifespan(receive, send)
         else:

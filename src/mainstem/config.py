@@ -21,6 +21,7 @@ import yaml
 from mainstem import settings as settings_mod
 from mainstem.destinations import spec as destination_spec
 from mainstem.errors import ConfigError
+from mainstem.functions import spec as function_spec
 from mainstem.identity import spec as identity_spec
 from mainstem.plans import attachment
 from mainstem.plans.enforcement import Enforcement
@@ -41,6 +42,8 @@ class Source:
     enabled: bool = True
     tracking_plan: TrackingPlan | None = None
     enforcement: Enforcement = field(default_factory=Enforcement)
+    function: function_spec.FunctionSpec | None = None
+    """A source function: ``POST /functions/{id}`` runs it (docs/functions.md)."""
 
 
 @dataclass(frozen=True)
@@ -207,7 +210,10 @@ def parse(
 
     sources = _sources(doc.get("sources"), located)
     destinations = destination_spec.parse(
-        doc.get("destinations"), located.error, tuple(source.id for source in sources)
+        doc.get("destinations"),
+        located.error,
+        tuple(source.id for source in sources),
+        Path(file).parent,
     )
 
     raw_settings = doc.get("settings") or {}
@@ -242,11 +248,18 @@ def _sources(raw: object, located: _Located) -> tuple[Source, ...]:
         if not isinstance(item, dict):
             raise located.error(where, "each source must be a mapping with id, name and write_key")
         for key in item:
-            if key not in {"id", "name", "write_key", "enabled", *attachment.SOURCE_KEYS}:
+            if key not in {
+                "id",
+                "name",
+                "write_key",
+                "enabled",
+                "function",
+                *attachment.SOURCE_KEYS,
+            }:
                 raise located.error(
                     f"{where}.{key}",
                     f"unknown key {key!r} in a source — allowed: id, name, write_key, enabled, "
-                    "tracking_plan, enforcement",
+                    "tracking_plan, enforcement, function",
                 )
         source_id = item.get("id")
         if not isinstance(source_id, str) or not _SOURCE_ID.match(source_id):
@@ -285,6 +298,15 @@ def _sources(raw: object, located: _Located) -> tuple[Source, ...]:
         seen_ids[source_id] = where
         seen_keys[key] = source_id
         plan, enforcement = attachment.parse_source(item, where, located.error, located.file)
+        function = None
+        if "function" in item:
+            function = function_spec.parse(
+                item["function"],
+                f"{where}.function",
+                located.error,
+                Path(located.file).parent,
+                "source",
+            )
         result.append(
             Source(
                 id=source_id,
@@ -293,6 +315,7 @@ def _sources(raw: object, located: _Located) -> tuple[Source, ...]:
                 enabled=enabled,
                 tracking_plan=plan,
                 enforcement=enforcement,
+                function=function,
             )
         )
     for where, source in zip(seen_ids.values(), result, strict=True):

@@ -206,6 +206,15 @@ class Gateway:
         await _ok(send, origin)
         return 200
 
+    async def commit(self, record: LogRecord) -> None:
+        """Append ``record`` to the event log as an accepted request is (for source functions).
+
+        Raises:
+            TooManyRequests: the log is too far behind.
+            RetryLater: the log is not accepting writes, or the commit failed.
+        """
+        await self._commit(record)
+
     async def _commit(self, record: LogRecord) -> None:
         if self.committer.pending_bytes > self._max_pending:
             raise TooManyRequests(

@@ -98,7 +98,7 @@ def test_parses_every_field_with_secrets_from_the_env() -> None:
         (
             "  - id: hooks\n",
             "mainstem.yaml:8: destination 'hooks' needs a type — add `type: webhook`, "
-            "`type: segment` or `type: slack`",
+            "`type: segment`, `type: slack` or `type: function`",
         ),
         (
             "  - id: Hooks\n",
@@ -168,7 +168,7 @@ def test_parses_every_field_with_secrets_from_the_env() -> None:
             "  - id: hooks\n    type: webhook\n    settings: {url: 'http://x'}\n    colour: red\n",
             "mainstem.yaml:11: unknown key 'colour' in a destination — allowed: id, type, name, "
             "enabled, sources, consent_categories, types, filters, settings, batch, "
-            "rate_limit, retry_window",
+            "rate_limit, retry_window, function",
         ),
         (
             "  - id: hooks\n    type: webhook\n    settings: {url: 'http://x'}\n"

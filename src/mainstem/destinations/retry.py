@@ -24,6 +24,8 @@ class Response:
     retry_after: str | None = None
     body: str = ""
     """The start of the response body, for the delivery log."""
+    final: bool = False
+    """A failure not worth retrying that is not an HTTP status (a function's ValidationError)."""
 
     def describe(self) -> str:
         if self.status is None:
@@ -38,7 +40,8 @@ _RETRYABLE = frozenset({408, 423, 429})
 def classify(response: Response) -> Verdict:
     status = response.status
     if status is None:
-        return "retry"  # connection refused / reset, DNS, timeout
+        # connection refused / reset, DNS, timeout; or a function that rejected the event
+        return "discard" if response.final else "retry"
     if 200 <= status < 300:
         return "ok"
     if status in _RETRYABLE or (status >= 500 and status != 501):

@@ -4,7 +4,7 @@
 
     destinations:
       - id: hooks
-        type: webhook                      # webhook | segment
+        type: webhook                      # webhook | segment | slack | function
         enabled: true
         name: Webhooks                     # the key the `integrations` object uses
         sources: [web]                     # default: every source
@@ -25,11 +25,13 @@ import contextlib
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from mainstem import settings as settings_mod
 from mainstem.destinations import fql, template
 from mainstem.errors import ConfigError
+from mainstem.functions import spec as function_spec
 from mainstem.secret import Secret
 
 Error = Callable[[str, str], ConfigError]
@@ -50,6 +52,7 @@ _KEYS = (
     "batch",
     "rate_limit",
     "retry_window",
+    "function",
 )
 _MAX_FILTERS = 10  # Segment's limit per destination (segment-governance.md §2.2)
 _ACTIONS = ("drop", "sample", "drop_properties", "allow_properties")
@@ -71,6 +74,7 @@ KINDS: dict[str, Kind] = {
     "webhook": Kind("Webhooks", "secret", False, 1, 4000),
     "segment": Kind("Segment", "write_key", True, 100, 500),
     "slack": Kind("Slack", None, False, 1, 1, ("template",)),
+    "function": Kind("Function", None, False, 1, 400),  # Segment batches up to 400 (§8.4)
 }
 
 
@@ -117,9 +121,13 @@ class Destination:
     rate_limit: float | None = None
     """Events per second, ``None`` for no limit."""
     retry_window: float = 4 * 3600.0
+    function: function_spec.FunctionSpec | None = None
+    """``type: function``: the user's file, its limits and settings."""
 
 
-def parse(raw: object, error: Error, known_sources: tuple[str, ...]) -> tuple[Destination, ...]:
+def parse(
+    raw: object, error: Error, known_sources: tuple[str, ...], base: Path = Path(".")
+) -> tuple[Destination, ...]:
     """Validate the ``destinations`` list.
 
     Raises:
@@ -132,7 +140,7 @@ def parse(raw: object, error: Error, known_sources: tuple[str, ...]) -> tuple[De
     result: list[Destination] = []
     seen: dict[str, str] = {}
     for index, item in enumerate(raw):
-        destination = _destination(item, f"destinations[{index}]", error, known_sources)
+        destination = _destination(item, f"destinations[{index}]", error, known_sources, base)
         if destination.id in seen:
             raise error(
                 f"destinations[{index}].id",
@@ -145,7 +153,7 @@ def parse(raw: object, error: Error, known_sources: tuple[str, ...]) -> tuple[De
 
 
 def _destination(
-    item: object, where: str, error: Error, known_sources: tuple[str, ...]
+    item: object, where: str, error: Error, known_sources: tuple[str, ...], base: Path
 ) -> Destination:
     if not isinstance(item, dict):
         raise error(where, "each destination must be a mapping with id, type and settings")
@@ -165,8 +173,8 @@ def _destination(
     if kind_name not in KINDS:
         raise error(
             f"{where}.type" if "type" in item else where,
-            f"destination {dest_id!r} needs a type — add `type: webhook`, `type: segment` or "
-            "`type: slack`",
+            f"destination {dest_id!r} needs a type — add `type: webhook`, `type: segment`, "
+            "`type: slack` or `type: function`",
         )
     kind = KINDS[str(kind_name)]
     name = item.get("name", kind.display_name)
@@ -203,11 +211,12 @@ def _destination(
             f"batch size must be between 1 and {kind.max_batch} for {kind_name} destinations",
         )
     rate = item.get("rate_limit")
+    function, endpoint = _function(item, where, dest_id, kind, error, base)
     return Destination(
         id=dest_id,
         type=str(kind_name),
         name=name,
-        endpoint=_endpoint(item.get("settings"), where, dest_id, kind, error),
+        endpoint=endpoint,
         enabled=_bool(item.get("enabled", True), f"{where}.enabled", error),
         sources=sources,
         consent_categories=tuple(
@@ -234,7 +243,27 @@ def _destination(
             f"{where}.retry_window",
             error,
         ),
+        function=function,
     )
+
+
+def _function(
+    item: dict[str, Any], where: str, dest_id: str, kind: Kind, error: Error, base: Path
+) -> tuple[function_spec.FunctionSpec | None, Endpoint]:
+    """``type: function`` takes a ``function:`` block instead of ``settings``."""
+    if kind is not KINDS["function"]:
+        if "function" in item:
+            raise error(f"{where}.function", "function: is only for `type: function`")
+        return None, _endpoint(item.get("settings"), where, dest_id, kind, error)
+    if "settings" in item:
+        raise error(
+            f"{where}.settings",
+            "a function destination takes its settings under `function: {settings: {...}}`",
+        )
+    if "function" not in item:
+        raise error(where, f"destination {dest_id!r} needs `function: {{file: functions/x.py}}`")
+    spec = function_spec.parse(item["function"], f"{where}.function", error, base, "destination")
+    return spec, Endpoint(spec.file.as_uri(), timeout=spec.limits.timeout)
 
 
 def _endpoint(raw: object, where: str, dest_id: str, kind: Kind, error: Error) -> Endpoint:

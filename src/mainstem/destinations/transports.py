@@ -137,4 +137,8 @@ def for_destination(
         return SegmentApi(destination.endpoint, transport)
     if destination.type == "slack":
         return Slack(destination.endpoint, transport)
+    if destination.type == "function" and destination.function is not None:
+        from mainstem.functions.destination import FunctionTransport  # runs user code
+
+        return FunctionTransport(destination, destination.function)
     raise ValueError(f"no transport for destination type {destination.type!r}")
