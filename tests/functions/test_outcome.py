@@ -16,6 +16,7 @@ from mainstem.functions.outcome import Result
         ("retry", "retry", 503, "function_retry"),
         ("reject", "discard", 400, "function_rejected"),
         ("unsupported", "discard", 400, "function_rejected"),
+        ("exception", "discard", 500, "function_failed"),
         ("error", "retry", 500, "function_failed"),
         ("timeout", "retry", 503, "function_timeout"),
         ("crash", "retry", 500, "function_failed"),

@@ -60,7 +60,7 @@ def alive(pid: int) -> bool:
         ("Retry", Result("retry", "RetryError", "the CRM answered 503")),
         ("Invalid", Result("reject", "ValidationError", "email is missing")),
         ("Unsupported", Result("unsupported", "EventNotSupported", "this CRM takes no such event")),
-        ("Bug", Result("error", "KeyError", "'missing'")),
+        ("Bug", Result("exception", "KeyError", "'missing'")),
         ("Allocate", Result("error", "MemoryError", "out of memory")),
         ("Sleep", Result("timeout", "Timeout", "no answer within 2s (killed)")),
         ("Exit", Result("crash", "Crash", "the function's worker process died (exit code 3)")),

@@ -114,7 +114,7 @@ def call(module: ModuleType, name: str, entry: str, payload: Any, settings: Any)
     except BaseException as exc:  # SystemExit and KeyboardInterrupt are a function's bugs too
         _print_traceback(name)
         restart = not isinstance(exc, Exception)
-        return _error("error", type(exc).__name__, str(exc), restart=restart)
+        return _error("exception", type(exc).__name__, str(exc), restart=restart)
     return {"ok": True, "emitted": Segment.take()}
 
 

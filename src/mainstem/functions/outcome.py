@@ -1,8 +1,10 @@
 """What the result of one function call means (pure): retried, discarded, or which HTTP answer.
 
-Segment's table (segment-governance.md §8.4), with one deliberate difference: an unexpected
-exception is retried here, as a timeout or a crash is, because a bug that is fixed later should
-not have cost the events that met it (Segment discards them as "Bad Request").
+Segment's table (segment-governance.md §8.4). An exception the function raised that is none of
+the three classes is Segment's "Bad Request": discarded, so a bug does not hold the
+destination's queue for the whole retry window — the events wait in the dead letters, and
+``mainstem replay --dead-letters`` sends them once the function is fixed. What went wrong around
+the function (out of memory, a timeout, a crash, a file that does not load) is retried.
 
 =================  ===================  =================  ====================================
 kind               raised / happened    destination        source function (HTTP answer)
@@ -10,7 +12,9 @@ kind               raised / happened    destination        source function (HTTP
 ``retry``          ``RetryError``       retry              503 ``function_retry``
 ``reject``         ``ValidationError``  discard            400 ``function_rejected``
 ``unsupported``    ``EventNotSupported`` discard           400 ``function_rejected``
-``error``          any other exception  retry              500 ``function_failed``
+``exception``      any other exception  discard            500 ``function_failed``
+``error``          out of memory, or    retry              500 ``function_failed``
+                   the worker failed
 ``timeout``        over the time limit  retry              503 ``function_timeout``
 ``crash``          the process died     retry              500 ``function_failed``
 ``load``           the file won't load  retry              500 ``function_failed``
@@ -23,11 +27,15 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-Kind = Literal["", "retry", "reject", "unsupported", "error", "timeout", "crash", "load"]
+Kind = Literal[
+    "", "retry", "reject", "unsupported", "exception", "error", "timeout", "crash", "load"
+]
 Verdict = Literal["ok", "retry", "discard"]
 
-_DISCARDED = frozenset({"reject", "unsupported"})
-_KINDS = frozenset({"retry", "reject", "unsupported", "error", "timeout", "crash", "load"})
+_DISCARDED = frozenset({"reject", "unsupported", "exception"})
+_KINDS = frozenset(
+    {"retry", "reject", "unsupported", "exception", "error", "timeout", "crash", "load"}
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,7 +116,7 @@ class HttpError:
 
 def http_error(result: Result) -> HttpError:
     """What a source function's failure answers to the webhook's sender."""
-    if result.kind in _DISCARDED:
+    if result.kind in ("reject", "unsupported"):
         return HttpError(400, "function_rejected")
     if result.kind == "retry":
         return HttpError(503, "function_retry")
