@@ -97,8 +97,8 @@ def test_parses_every_field_with_secrets_from_the_env() -> None:
     [
         (
             "  - id: hooks\n",
-            "mainstem.yaml:8: destination 'hooks' needs a type — add `type: webhook`, "
-            "`type: segment` or `type: slack`",
+            "mainstem.yaml:8: destination 'hooks' needs a type — one of: webhook, segment, "
+            "slack, mixpanel, amplitude, ga4, hubspot (e.g. `type: webhook`)",
         ),
         (
             "  - id: Hooks\n",

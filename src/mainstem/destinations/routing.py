@@ -5,7 +5,9 @@ The order mirrors Segment (segment-governance.md §2.2, §7.2, §8.1; segment-in
 must support the message type (checked before filters); consent, then the ``integrations``
 object; then the destination filters in Segment's fixed order Sample → Drop → Drop Properties →
 Allow Properties. Any error while evaluating a filter drops the event (fail closed, to protect
-PII). Every :class:`Decision` carries a reason an operator can read.
+PII). Last, a vendor integration may refuse a message it cannot send (an Amplitude id that is
+too short, a HubSpot call without an email). Every :class:`Decision` carries a reason an
+operator can read.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mainstem.destinations import fql
+from mainstem.destinations.integrations import INTEGRATIONS
 from mainstem.destinations.spec import Action, Destination
 
 CONSENT_EVENT = "Segment Consent Preference Updated"
@@ -70,7 +73,14 @@ def route(
         blocked = integrations_block(message, destination)
         if blocked is not None:
             return Decision(False, blocked)
-    return apply_filters(dict(message), destination, rng or random.Random())
+    decision = apply_filters(dict(message), destination, rng or random.Random())
+    integration = INTEGRATIONS.get(destination.type)
+    if decision.message is not None and integration is not None:
+        # after the filters: a drop_properties filter may have removed what the vendor needs
+        unsendable = integration.skip(decision.message, destination.endpoint.options)
+        if unsendable is not None:
+            return Decision(False, unsendable)
+    return decision
 
 
 def consent_denial(message: Mapping[str, Any], destination: Destination) -> str | None:

@@ -8,6 +8,8 @@ happened as a :class:`~mainstem.destinations.retry.Response` (never raise on net
 * ``segment`` — any Segment-compatible Tracking API: ``POST {url}/v1/batch`` with
   ``{"batch": [...], "sentAt": ...}`` and the write key as the HTTP Basic username; usable to
   chain to another Mainstem, whose messageId dedupe absorbs at-least-once redelivery.
+* vendor integrations (Mixpanel, Amplitude, Google Analytics 4, HubSpot) —
+  :class:`Vendor` posts the requests the integration's pure mapping builds for the batch.
 """
 
 from __future__ import annotations
@@ -23,7 +25,9 @@ import httpx
 import msgspec
 
 from mainstem import __version__
-from mainstem.destinations import template
+from mainstem.destinations import retry, template
+from mainstem.destinations.integrations import INTEGRATIONS
+from mainstem.destinations.integrations.integration import Integration
 from mainstem.destinations.retry import Response
 from mainstem.destinations.spec import Destination, Endpoint
 
@@ -62,10 +66,16 @@ class _Http:
             trust_env=False,  # never route deliveries through a proxy from the environment
         )
 
-    def post(self, url: str, body: bytes, headers: dict[str, str]) -> Response:
+    def post(
+        self,
+        url: str,
+        body: bytes,
+        headers: dict[str, str],
+        params: tuple[tuple[str, str], ...] = (),
+    ) -> Response:
         headers = {"Content-Type": "application/json", **headers}
         try:
-            reply = self.client.post(url, content=body, headers=headers)
+            reply = self.client.post(url, content=body, headers=headers, params=params)
         except httpx.TimeoutException as exc:
             return Response(
                 None, f"timeout after {self.endpoint.timeout:g}s ({type(exc).__name__})"
@@ -125,6 +135,48 @@ class Slack(_Http):
         return self.post(self.endpoint.url, _encode({"text": text}), {})
 
 
+class Vendor(_Http):
+    """A vendor integration: one batch becomes the requests its mapping builds (e.g. Mixpanel's
+    ``/import`` and ``/engage``), sent in order; the first failure is the batch's answer.
+
+    The courier retries a failed batch as a whole; requests of that batch the vendor already
+    accepted are not sent again (remembered by digest until another batch comes), so a
+    vendor without dedupe (HubSpot events) does not get them twice from one retry loop.
+    """
+
+    def __init__(
+        self,
+        endpoint: Endpoint,
+        integration: Integration,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        super().__init__(endpoint, transport)
+        self.integration = integration
+        self._batch: tuple[object, ...] = ()
+        self._accepted: set[bytes] = set()
+
+    def send(self, messages: Sequence[dict[str, Any]]) -> Response:
+        batch = tuple(message.get("messageId") for message in messages)
+        if batch != self._batch:
+            self._batch, self._accepted = batch, set()
+        last = Response(200)
+        for request in self.integration.requests(messages, self.endpoint.options):
+            body = _encode(request.body)
+            digest = hashlib.blake2b(
+                _encode([request.path, request.params]) + body, digest_size=16
+            ).digest()
+            if digest in self._accepted:
+                continue
+            url = self.endpoint.url + request.path
+            last = self.integration.answer(
+                request, self.post(url, body, dict(request.headers), request.params)
+            )
+            if retry.classify(last) != "ok":
+                return last
+            self._accepted.add(digest)
+        return last
+
+
 def for_destination(
     destination: Destination, transport: httpx.BaseTransport | None = None
 ) -> Transport:
@@ -137,4 +189,6 @@ def for_destination(
         return SegmentApi(destination.endpoint, transport)
     if destination.type == "slack":
         return Slack(destination.endpoint, transport)
+    if destination.type in INTEGRATIONS:
+        return Vendor(destination.endpoint, INTEGRATIONS[destination.type], transport)
     raise ValueError(f"no transport for destination type {destination.type!r}")
