@@ -160,10 +160,11 @@ class Vendor(_Http):
         if batch != self._batch:
             self._batch, self._accepted = batch, set()
         last = Response(200)
-        for request in self.integration.requests(messages, self.endpoint.options):
+        for index, request in enumerate(self.integration.requests(messages, self.endpoint.options)):
             body = _encode(request.body)
+            # the position too: two requests of one batch may be equal and both needed
             digest = hashlib.blake2b(
-                _encode([request.path, request.params]) + body, digest_size=16
+                _encode([index, request.path, request.params]) + body, digest_size=16
             ).digest()
             if digest in self._accepted:
                 continue
