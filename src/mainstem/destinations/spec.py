@@ -260,12 +260,13 @@ def _destination(
 
 def _endpoint(raw: object, where: str, dest_id: str, kind: Kind, error: Error) -> Endpoint:
     path = f"{where}.settings"
+    anchor = where if raw is None else path  # a missing `settings:` has no line of its own
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
         raise error(path, "settings must be a mapping like `{url: https://...}`")
     if kind.integration is not None:
-        return _vendor(raw, path, dest_id, kind.integration, error)
+        return _vendor(raw, path, anchor, dest_id, kind.integration, error)
     allowed = {"url", "headers", "timeout", *kind.extra_keys}
     if kind.secret_key:
         allowed.add(kind.secret_key)
@@ -321,7 +322,12 @@ def _endpoint(raw: object, where: str, dest_id: str, kind: Kind, error: Error) -
 
 
 def _vendor(
-    raw: dict[str, Any], path: str, dest_id: str, integration: Integration, error: Error
+    raw: dict[str, Any],
+    path: str,
+    anchor: str,
+    dest_id: str,
+    integration: Integration,
+    error: Error,
 ) -> Endpoint:
     """The settings of a vendor integration: ``endpoint``, ``timeout`` and its options."""
     declared = {option.name: option for option in integration.options}
@@ -343,7 +349,7 @@ def _vendor(
             env = f"{dest_id.upper().replace('-', '_')}_{option.name.upper()}"
             example = f"${{{env}}}" if option.secret else "..."
             raise error(
-                path,
+                anchor,
                 f"destination {dest_id!r} has no {option.name} — add `{option.name}: "
                 f"{example}` under settings",
             )

@@ -60,7 +60,7 @@ _RESERVED = frozenset(
     {"email", "firstName", "first_name", "lastName", "last_name", "phone"}
     | {"title", "website", "company", "address", "name", "id", "createdAt", "created_at"}
 )
-_NAMESPACE = uuid.UUID("6f1f6a47-1a4b-4c55-9a36-5b9d3b0e7a11")
+NAMESPACE = uuid.UUID("6f1f6a47-1a4b-4c55-9a36-5b9d3b0e7a11")
 
 
 def _events(settings: Settings) -> Mapping[str, str]:
@@ -108,7 +108,7 @@ def occurrence(message: Message, event_name: str) -> dict[str, Any]:
         "eventName": event_name,
         "email": m.email(message),
         "occurredAt": m.iso(message),
-        "uuid": str(uuid.uuid5(_NAMESPACE, message_id)),
+        "uuid": str(uuid.uuid5(NAMESPACE, message_id)),
         "properties": _strings(
             {m.snake(k): v for k, v in m.scalars(m.properties(message)).items()}
         ),
