@@ -34,6 +34,8 @@ class Decision:
     reason: str
     message: dict[str, Any] | None = None
     """The message to send (filters may have removed properties); ``None`` when not delivered."""
+    rewritten: bool = False
+    """Filters removed properties: the message is no longer the stored one."""
 
 
 def route(
@@ -135,6 +137,7 @@ def apply_filters(
     message: dict[str, Any], destination: Destination, rng: random.Random
 ) -> Decision:
     """The destination filters, each in Segment's fixed action order (§2.2)."""
+    rewritten = False
     for number, item in enumerate(destination.filters, start=1):
         where = f"filter {number} ({item.condition})"
         try:
@@ -148,9 +151,10 @@ def apply_filters(
                     return Decision(False, f"{where}: dropped")
                 if action.type in {"drop_properties", "allow_properties"}:
                     message = _properties(action, message)
+                    rewritten = True
         except Exception as exc:  # fail closed: a filter that cannot run must not leak PII
             return Decision(False, f"{where}: evaluation failed ({exc}); dropped")
-    return Decision(True, "delivered", message)
+    return Decision(True, "delivered", message, rewritten)
 
 
 _ORDER = {"sample": 0, "drop": 1, "drop_properties": 2, "allow_properties": 3}

@@ -37,8 +37,14 @@ _BODY_EXCERPT = 300
 
 
 class Transport(Protocol):
-    def send(self, messages: Sequence[dict[str, Any]]) -> Response:
+    def send(
+        self, messages: Sequence[dict[str, Any]], raw: Sequence[bytes] | None = None
+    ) -> Response:
         """Send ``messages`` (one request) and report the outcome.
+
+        ``raw``, when given, is each message as stored (compact JSON, the same keys in the same
+        order): a transport that forwards messages unchanged may send these bytes instead of
+        encoding the messages again.
 
         Network failures come back as ``Response(status=None, error=...)``; the caller decides
         whether to retry (:func:`~mainstem.destinations.retry.classify`). Called from the
@@ -103,8 +109,13 @@ class Webhook(_Http):
         super().__init__(endpoint, transport)
         self.batched = batched
 
-    def send(self, messages: Sequence[dict[str, Any]]) -> Response:
-        if self.batched:
+    def send(
+        self, messages: Sequence[dict[str, Any]], raw: Sequence[bytes] | None = None
+    ) -> Response:
+        if raw is not None:
+            body = b"[" + b",".join(raw) + b"]" if self.batched else raw[0]
+            signed = raw[0]
+        elif self.batched:
             body = _encode(list(messages))
             signed = _encode(messages[0])
         else:
@@ -117,9 +128,14 @@ class Webhook(_Http):
 
 
 class SegmentApi(_Http):
-    def send(self, messages: Sequence[dict[str, Any]]) -> Response:
+    def send(
+        self, messages: Sequence[dict[str, Any]], raw: Sequence[bytes] | None = None
+    ) -> Response:
         sent_at = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-        body = _encode({"batch": list(messages), "sentAt": sent_at})
+        if raw is not None:
+            body = b'{"batch":[' + b",".join(raw) + b'],"sentAt":' + _encode(sent_at) + b"}"
+        else:
+            body = _encode({"batch": list(messages), "sentAt": sent_at})
         assert self.endpoint.secret is not None, "spec requires a write_key"
         user = base64.b64encode(f"{self.endpoint.secret.reveal()}:".encode()).decode("ascii")
         url = self.endpoint.url.rstrip("/") + "/v1/batch"
@@ -129,7 +145,9 @@ class SegmentApi(_Http):
 class Slack(_Http):
     """A Slack incoming webhook: ``{"text": <template rendered with the message>}``."""
 
-    def send(self, messages: Sequence[dict[str, Any]]) -> Response:
+    def send(
+        self, messages: Sequence[dict[str, Any]], raw: Sequence[bytes] | None = None
+    ) -> Response:
         (message,) = messages
         text = template.render(self.endpoint.template or template.DEFAULT, message)
         return self.post(self.endpoint.url, _encode({"text": text}), {})
@@ -155,7 +173,9 @@ class Vendor(_Http):
         self._batch: tuple[object, ...] = ()
         self._accepted: set[bytes] = set()
 
-    def send(self, messages: Sequence[dict[str, Any]]) -> Response:
+    def send(
+        self, messages: Sequence[dict[str, Any]], raw: Sequence[bytes] | None = None
+    ) -> Response:
         batch = tuple(message.get("messageId") for message in messages)
         if batch != self._batch:
             self._batch, self._accepted = batch, set()
