@@ -24,6 +24,8 @@ class Response:
     retry_after: str | None = None
     body: str = ""
     """The start of the response body, for the delivery log."""
+    final: bool = False
+    """Nothing was sent and trying again cannot help (e.g. a vendor mapping failed)."""
 
     def describe(self) -> str:
         if self.status is None:
@@ -37,6 +39,8 @@ _RETRYABLE = frozenset({408, 423, 429})
 
 def classify(response: Response) -> Verdict:
     status = response.status
+    if response.final:
+        return "discard"
     if status is None:
         return "retry"  # connection refused / reset, DNS, timeout
     if 200 <= status < 300:

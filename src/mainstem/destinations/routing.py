@@ -118,8 +118,8 @@ def integrations_block(message: Mapping[str, Any], destination: Destination) -> 
     ``id``. An explicit value wins over ``All``; an object counts as enabled (§2.8).
     """
     integrations = message.get("integrations")
-    if not isinstance(integrations, Mapping):
-        return None
+    if not integrations or not isinstance(integrations, Mapping):
+        return None  # usually `{}` (the gateway's default): nothing to look up
     for key in (destination.name, destination.id):
         if key in integrations:
             if integrations[key] is False:

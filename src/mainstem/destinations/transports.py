@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import logging
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -31,6 +32,7 @@ from mainstem.destinations.integrations.integration import Integration
 from mainstem.destinations.retry import Response
 from mainstem.destinations.spec import Destination, Endpoint
 
+log = logging.getLogger(__name__)
 USER_AGENT = f"Mainstem/{__version__}"
 _encode = msgspec.json.Encoder().encode
 _BODY_EXCERPT = 300
@@ -179,8 +181,14 @@ class Vendor(_Http):
         batch = tuple(message.get("messageId") for message in messages)
         if batch != self._batch:
             self._batch, self._accepted = batch, set()
+        try:
+            requests = self.integration.requests(messages, self.endpoint.options)
+        except Exception as exc:  # a mapping bug must not wedge the destination: dead letters
+            log.exception("%s: cannot map a batch", self.integration.display_name)
+            error = f"cannot map the batch for {self.integration.display_name}: {exc!r}"
+            return Response(None, error, final=True)
         last = Response(200)
-        for index, request in enumerate(self.integration.requests(messages, self.endpoint.options)):
+        for index, request in enumerate(requests):
             body = _encode(request.body)
             # the position too: two requests of one batch may be equal and both needed
             digest = hashlib.blake2b(

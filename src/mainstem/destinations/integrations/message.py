@@ -8,6 +8,7 @@ keys, ``null`` (treated exactly like absent, §2.1) and wrong types.
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -62,6 +63,8 @@ def number(value: object) -> float | int | None:
         try:
             parsed = float(value)
         except ValueError:
+            return None
+        if not math.isfinite(parsed):  # "1e400", "nan": no vendor takes them
             return None
         return int(parsed) if parsed.is_integer() and "." not in value else parsed
     return None
