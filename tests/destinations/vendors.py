@@ -9,6 +9,7 @@ import base64
 import contextlib
 import json
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -80,6 +81,8 @@ class Vendor:
     accepted: list[Call] = field(default_factory=list)
     refused: list[str] = field(default_factory=list)
     answered: int = 0
+    times: list[float] = field(default_factory=list)
+    """``time.monotonic()`` of every answer that passed the checks."""
     url: str = ""
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -92,6 +95,7 @@ class Vendor:
                 return refusal.status, {}, refusal.body
             status, headers = self.script(self.answered)
             self.answered += 1
+            self.times.append(time.monotonic())
             if 200 <= status < 300:
                 self.accepted.append(call)
                 return status, headers, body
