@@ -33,6 +33,8 @@ def amplitude(call: Call) -> bytes:
     body = call.body
     if call.path != "/2/httpapi":
         raise Refusal(404, f"no route {call.path}")
+    if call.size > 1_000_000:
+        raise Refusal(413, "Payload too large")
     if not isinstance(body, dict) or body.get("api_key") != KEY:
         raise Refusal(400, "invalid_api_key")
     events = body.get("events")
@@ -274,3 +276,26 @@ def test_a_wrong_api_key_is_final(vendor_server: Start, pipeline: Pipeline, tmp_
     reasons = [letter.reason for letter in state.dead_letters("amplitude")]
     state.close()
     assert (steps, reasons) == (["dead"], ['discarded: HTTP 400: {"error": "invalid_api_key"}'])
+
+
+def test_requests_stay_under_the_1_mb_limit(
+    vendor_server: Start, pipeline: Pipeline, tmp_path: Path
+) -> None:
+    api = vendor_server(Vendor(amplitude))
+    big = {"note": "x" * 3000}
+    messages = [
+        {"type": "track", "event": "E", "userId": "user-1", "messageId": f"m{n}"}
+        | {"properties": big}
+        for n in range(500)
+    ]
+    for start in range(0, 500, 100):
+        pipeline.send(*messages[start : start + 100])
+    dest = destination("amplitude", api.url, {"api_key": Secret(KEY)}, batch_size=500)
+    steps, state = deliver(pipeline, dest, tmp_path)
+    state.close()
+    assert (steps, api.refused) == (["delivered"], [])
+    sizes = [call.size for call in api.accepted]
+    assert len(sizes) > 1 and max(sizes) <= 1_000_000
+    assert [e["insert_id"] for b in api.bodies() for e in b["events"]] == [
+        f"m{n}" for n in range(500)
+    ]

@@ -37,6 +37,8 @@ def ga4(call: Call) -> bytes:
     """What www.google-analytics.com/mp/collect takes (validated as /debug/mp/collect does)."""
     if call.path != "/mp/collect":
         raise Refusal(404, f"no route {call.path}")
+    if call.size > 130_000:
+        raise Refusal(413, "post body over 130 kB")
     if call.query.get("measurement_id") != MEASUREMENT_ID or call.query.get("api_secret") != SECRET:
         raise Refusal(403, "measurement_id / api_secret")
     body = call.body
@@ -374,3 +376,18 @@ def test_equal_requests_of_one_batch_are_all_sent(
     state.close()
     assert steps == ["delivered"]
     assert [len(body["events"]) for body in api.bodies()] == [25, 25]
+
+
+def test_requests_stay_under_the_130_kb_post_body_limit(
+    vendor_server: Start, pipeline: Pipeline, tmp_path: Path
+) -> None:
+    api = vendor_server(Vendor(ga4))
+    products = [ITEM | {"product_id": f"p-{n}", "brand": "b" * 60} for n in range(60)]
+    listed = {"type": "track", "event": "Product List Viewed", "anonymousId": "c"}
+    pipeline.send(*stamped(*[listed | {"properties": {"products": products}}] * 25))
+    steps, state = deliver(pipeline, ga4_destination(api.url), tmp_path)
+    state.close()
+    assert (steps, api.refused) == (["delivered"], [])
+    sizes = [call.size for call in api.accepted]
+    assert len(sizes) > 1 and max(sizes) <= 130_000
+    assert sum(len(body["events"]) for body in api.bodies()) == 25

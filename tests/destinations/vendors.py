@@ -33,6 +33,8 @@ class Call:
     query: dict[str, str]
     headers: dict[str, str]
     body: Any
+    size: int = 0
+    """Bytes in the request body."""
 
 
 class Refusal(Exception):
@@ -139,7 +141,7 @@ def _handler(vendor: Vendor, parse: Callable[[bytes, dict[str, str]], Any]) -> t
             parts = urlsplit(self.path)
             query = {key: values[-1] for key, values in parse_qs(parts.query).items()}
             try:
-                call = Call(parts.path, query, headers, parse(raw, headers))
+                call = Call(parts.path, query, headers, parse(raw, headers), len(raw))
                 status, extra, payload = vendor.handle(call)
             except Refusal as refusal:
                 with vendor.lock:

@@ -31,9 +31,13 @@ from mainstem.destinations.integrations.integration import (
     Option,
     Request,
     Settings,
+    chunks,
     reveal,
 )
 
+MAX_EVENTS = 2000
+MAX_BYTES = 1_000_000 - 10_000
+"""Amplitude answers 413 to more than 2000 events or 1 MB in one request (room for the rest)."""
 DEFAULT_MIN_ID_LENGTH = 5
 """Amplitude's default; the ``min_id_length`` setting changes it (sent as ``options``)."""
 
@@ -163,12 +167,13 @@ def requests(messages: Sequence[Message], settings: Settings) -> list[Request]:
     batch: list[dict[str, Any]] = []
     for message in messages:
         batch.extend(events(message, settings))
-    if not batch:
-        return []
-    body: dict[str, Any] = {"api_key": reveal(settings, "api_key"), "events": batch}
-    if settings.get("min_id_length") is not None:
-        body["options"] = {"min_id_length": _min_length(settings)}
-    return [Request("/2/httpapi", body)]
+    result = []
+    for group in chunks(batch, count=MAX_EVENTS, size=MAX_BYTES):
+        body: dict[str, Any] = {"api_key": reveal(settings, "api_key"), "events": group}
+        if settings.get("min_id_length") is not None:
+            body["options"] = {"min_id_length": _min_length(settings)}
+        result.append(Request("/2/httpapi", body))
+    return result
 
 
 INTEGRATION = Integration(

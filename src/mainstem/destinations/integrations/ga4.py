@@ -27,10 +27,13 @@ from mainstem.destinations.integrations.integration import (
     Option,
     Request,
     Settings,
+    chunks,
     reveal,
 )
 
 MAX_EVENTS = 25
+MAX_BYTES = 130_000 - 2_000
+"""A Measurement Protocol request takes at most 25 events and 130 kB."""
 MAX_PARAMS = 25
 MAX_NAME = 40
 MAX_VALUE = 100
@@ -233,11 +236,11 @@ def requests(messages: Sequence[Message], settings: Settings) -> list[Request]:
         by_client.setdefault((cid, m.user_id(message)), []).append(event(message))
     result = []
     for (cid, uid), events in by_client.items():
-        for start in range(0, len(events), MAX_EVENTS):
+        for group in chunks(events, count=MAX_EVENTS, size=MAX_BYTES):
             body: dict[str, Any] = {"client_id": cid}
             if uid is not None:
                 body["user_id"] = uid
-            body["events"] = events[start : start + MAX_EVENTS]
+            body["events"] = group
             result.append(Request("/mp/collect", body, query))
     return result
 

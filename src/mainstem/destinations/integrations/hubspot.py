@@ -31,11 +31,14 @@ from mainstem.destinations.integrations.integration import (
     Request,
     Settings,
     bearer,
+    chunks,
     reveal,
 )
 
 MAX_INPUTS = 100
 """Batch upsert takes at most 100 inputs; the events batch 500 — we use 100 for both."""
+MAX_BYTES = 3_000_000
+"""HubSpot documents input counts, not bytes: this only keeps one request body moderate."""
 
 CONTACT_PROPERTIES: tuple[tuple[str, str], ...] = (
     ("email", "email"),
@@ -130,13 +133,12 @@ def requests(messages: Sequence[Message], settings: Settings) -> list[Request]:
         else:
             occurrences.append(occurrence(message, names[str(message.get("event"))]))
     result: list[Request] = []
-    inputs = list(contacts.values())
-    for start in range(0, len(inputs), MAX_INPUTS):
-        body = {"inputs": inputs[start : start + MAX_INPUTS]}
-        result.append(Request("/crm/v3/objects/contacts/batch/upsert", body, (), auth))
-    for start in range(0, len(occurrences), MAX_INPUTS):
-        body = {"inputs": occurrences[start : start + MAX_INPUTS]}
-        result.append(Request("/events/v3/send/batch", body, (), auth))
+    for path, inputs in (
+        ("/crm/v3/objects/contacts/batch/upsert", list(contacts.values())),
+        ("/events/v3/send/batch", occurrences),
+    ):
+        for group in chunks(inputs, count=MAX_INPUTS, size=MAX_BYTES):
+            result.append(Request(path, {"inputs": group}, (), auth))
     return result
 
 

@@ -11,7 +11,9 @@ from __future__ import annotations
 import base64
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
+
+import msgspec
 
 from mainstem.destinations.retry import Response
 from mainstem.secret import Secret
@@ -91,3 +93,25 @@ def reveal(settings: Settings, name: str) -> str:
     if value is None:
         return ""
     return value.reveal() if isinstance(value, Secret) else str(value)
+
+
+T = TypeVar("T")
+_encode = msgspec.json.Encoder().encode
+
+
+def chunks(items: Sequence[T], *, count: int, size: int) -> list[list[T]]:
+    """``items`` in order, in groups of at most ``count`` items and about ``size`` bytes of JSON
+    (the vendor's request limits; an item larger than ``size`` goes alone)."""
+    result: list[list[T]] = []
+    current: list[T] = []
+    used = 0
+    for item in items:
+        length = len(_encode(item)) + 1
+        if current and (len(current) >= count or used + length > size):
+            result.append(current)
+            current, used = [], 0
+        current.append(item)
+        used += length
+    if current:
+        result.append(current)
+    return result

@@ -31,6 +31,7 @@ from mainstem.destinations.integrations.integration import (
     Request,
     Settings,
     basic_auth,
+    chunks,
     reveal,
 )
 from mainstem.destinations.retry import Response
@@ -68,6 +69,10 @@ CONTEXT_PROPERTIES: tuple[tuple[str, str], ...] = (
     ("context.campaign.content", "utm_content"),
 )
 """Segment context field → Mixpanel event property."""
+
+MAX_RECORDS = 2000
+MAX_IMPORT_BYTES = 10_000_000 - 100_000
+"""Mixpanel takes at most 2000 events or profile updates, and 10 MB, per request."""
 
 PAGE_EVENTS = {"page": "Loaded a Page", "screen": "Loaded a Screen"}
 
@@ -193,11 +198,11 @@ def requests(messages: Sequence[Message], settings: Settings) -> list[Request]:
             params.append(("project_id", str(settings.get("project_id"))))
         else:
             auth = basic_auth(token)
-        result.append(Request("/import", imported, tuple(params), (auth,)))
-    if engage:
-        result.append(Request("/engage", engage, (("verbose", "1"),)))
-    if groups:
-        result.append(Request("/groups", groups, (("verbose", "1"),)))
+        for chunk in chunks(imported, count=MAX_RECORDS, size=MAX_IMPORT_BYTES):
+            result.append(Request("/import", chunk, tuple(params), (auth,)))
+    for path, updates in (("/engage", engage), ("/groups", groups)):
+        for chunk in chunks(updates, count=MAX_RECORDS, size=MAX_IMPORT_BYTES):
+            result.append(Request(path, chunk, (("verbose", "1"),)))
     return result
 
 
