@@ -145,6 +145,28 @@ CASES: list[tuple[str, list[dict[str, Any]], list[tuple[str, Any]]]] = [
         ],
     ),
     (
+        "identify with only a full name: firstname and lastname",
+        [{"type": "identify", "userId": "u", "traits": {"email": "a@b.co", "name": "Ada King"}}],
+        [
+            (
+                "/crm/v3/objects/contacts/batch/upsert",
+                {
+                    "inputs": [
+                        {
+                            "idProperty": "email",
+                            "id": "a@b.co",
+                            "properties": {
+                                "email": "a@b.co",
+                                "firstname": "Ada",
+                                "lastname": "King",
+                            },
+                        }
+                    ]
+                },
+            )
+        ],
+    ),
+    (
         "two identifies of one email in a batch: one input, later traits win",
         [
             {"type": "identify", "userId": "u", "traits": {"email": "a@b.co", "plan": "free"}},

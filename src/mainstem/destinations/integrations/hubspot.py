@@ -64,6 +64,7 @@ _RESERVED = frozenset(
     | {"title", "website", "company", "address", "name", "id", "createdAt", "created_at"}
 )
 NAMESPACE = uuid.UUID("6f1f6a47-1a4b-4c55-9a36-5b9d3b0e7a11")
+"""Occurrence ``uuid`` = UUIDv5 of the messageId in this namespace: stable across retries."""
 
 
 def _events(settings: Settings) -> Mapping[str, str]:
@@ -90,6 +91,13 @@ def contact(message: Message) -> dict[str, Any]:
     company = traits.get("company")
     if isinstance(company, str) and "company" not in props:
         props["company"] = company
+    name = m.text(traits.get("name"))
+    if name is not None and "firstname" not in props and "lastname" not in props:
+        # HubSpot has no full-name property: split it the way Segment derives `name` (§2.3)
+        first, _, last = name.strip().partition(" ")
+        props["firstname"] = first
+        if last.strip():
+            props["lastname"] = last.strip()
     for key, value in m.scalars(traits).items():
         if key not in _RESERVED:
             props.setdefault(m.snake(key), value)
