@@ -89,10 +89,7 @@ def _base(message: Message, settings: Settings, event_type: str) -> dict[str, An
     result: dict[str, Any] = {"event_type": event_type, **ids(message, settings)}
     result["time"] = m.millis(message)
     result["insert_id"] = m.insert_id(message)
-    for path, name in CONTEXT_FIELDS:
-        value = m.dig(message, path)
-        if value is not None:
-            result[name] = value
+    result.update(m.pick(message, CONTEXT_FIELDS))
     session = m.dig(message, "integrations.Amplitude.session_id")
     if isinstance(session, int) and not isinstance(session, bool):
         result["session_id"] = session
@@ -127,10 +124,7 @@ def events(message: Message, settings: Settings) -> list[dict[str, Any]]:
         return [event]
     props = dict(m.properties(message))
     if kind in {"page", "screen"}:
-        name = m.page_name(message)
-        noun = "Page" if kind == "page" else "Screen"
-        title = f"Viewed {name} {noun}" if name else f"Loaded a {noun}"
-        event = _base(message, settings, title)
+        event = _base(message, settings, m.page_event(message, named=True))
         event["event_properties"] = props
         return [event]
     name = str(message.get("event"))

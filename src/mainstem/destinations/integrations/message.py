@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from mainstem import timestamps
@@ -177,6 +177,25 @@ def currency(props: Mapping[str, Any]) -> str:
 
 def page_name(message: Message) -> str | None:
     return text(message.get("name")) or text(properties(message).get("name"))
+
+
+def page_event(message: Message, *, named: bool) -> str:
+    """The event name analytics tools give a page or screen call: ``Loaded a Page`` /
+    ``Loaded a Screen`` (Segment's consolidated page calls), or with ``named``, ``Viewed <name>
+    Page`` when the call has a name."""
+    noun = "Screen" if message.get("type") == "screen" else "Page"
+    name = page_name(message) if named else None
+    return f"Viewed {name} {noun}" if name else f"Loaded a {noun}"
+
+
+def pick(message: Message, fields: Sequence[tuple[str, str]]) -> dict[str, Any]:
+    """``{target: value}`` for each ``(dotted path, target)`` in ``fields`` that has a value."""
+    result: dict[str, Any] = {}
+    for path, target in fields:
+        value = dig(message, path)
+        if value is not None:
+            result[target] = value
+    return result
 
 
 _WORD_BREAK = re.compile(r"[^A-Za-z0-9]+")

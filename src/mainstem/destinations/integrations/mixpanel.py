@@ -74,8 +74,6 @@ MAX_RECORDS = 2000
 MAX_IMPORT_BYTES = 10_000_000 - 100_000
 """Mixpanel takes at most 2000 events or profile updates, and 10 MB, per request."""
 
-PAGE_EVENTS = {"page": "Loaded a Page", "screen": "Loaded a Screen"}
-
 
 def distinct_id(message: Message) -> str | None:
     return m.user_id(message) or m.anonymous_id(message)
@@ -104,19 +102,15 @@ def event(message: Message) -> dict[str, Any]:
                 "$insert_id": m.insert_id(message),
             },
         }
-    props: dict[str, Any] = {}
-    for path, name in CONTEXT_PROPERTIES:
-        value = m.dig(message, path)
-        if value is not None:
-            props[name] = value
-    if kind in PAGE_EVENTS:
+    props = m.pick(message, CONTEXT_PROPERTIES)
+    if kind in {"page", "screen"}:
         page = m.page_name(message)
         if page is not None:
             props["name"] = page
         category = m.text(message.get("category"))
         if category is not None:
             props["category"] = category
-        title = PAGE_EVENTS[str(kind)]
+        title = m.page_event(message, named=False)
     else:
         title = str(message.get("event"))
     props.update(m.properties(message))
