@@ -31,6 +31,7 @@ MEASUREMENT_ID = "G-TEST123"
 SECRET = "ga-api-secret"
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,39}$")
 _RESERVED = {"session_start", "first_visit", "first_open", "user_engagement", "app_remove"}
+_RESERVED_PREFIXES = ("_", "firebase_", "ga_", "google_", "gtag_")
 
 
 def ga4(call: Call) -> bytes:
@@ -50,7 +51,8 @@ def ga4(call: Call) -> bytes:
     for event in events:
         name = event.get("name", "")
         params = event.get("params", {})
-        if not _NAME.match(name) or name in _RESERVED or len(params) > 25:
+        reserved = name in _RESERVED or name.startswith(_RESERVED_PREFIXES)
+        if not _NAME.match(name) or reserved or len(params) > 25:
             raise Refusal(400, f"event {name!r}")
         for key, value in params.items():
             if not _NAME.match(key) or (isinstance(value, str) and len(value) > 100):
@@ -181,6 +183,8 @@ CASES: list[tuple[str, dict[str, Any], str, dict[str, Any]]] = [
     ),
     ("Signed Up", {"type": "google"}, "sign_up", {"method": "google"}),
     ("Signed In", {"type": "password"}, "login", {"method": "password"}),
+    ("Session Start", {"n": 1}, "custom_session_start", {"n": 1}),
+    ("Google Ads Clicked", {}, "custom_google_ads_clicked", {}),
     (
         "Video Played",
         {"videoTitle": "Intro", "seconds": 12, "tags": ["a"], "meta": {"x": 1}},

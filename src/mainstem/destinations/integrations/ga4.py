@@ -124,6 +124,44 @@ WITH_VALUE = WITH_ITEMS - {"view_item_list", "select_item"}
 ORDER_VALUE = ("total", "revenue", "value")
 """For purchase and refund, the first present is ``value`` (segment-ingestion.md §6.1)."""
 
+RESERVED_EVENTS = frozenset(
+    {
+        "ad_activeview",
+        "ad_click",
+        "ad_exposure",
+        "ad_query",
+        "ad_reward",
+        "adunit_exposure",
+        "app_background",
+        "app_clear_data",
+        "app_exception",
+        "app_remove",
+        "app_store_refund",
+        "app_store_subscription_cancel",
+        "app_store_subscription_convert",
+        "app_store_subscription_renew",
+        "app_update",
+        "app_upgrade",
+        "dynamic_link_app_open",
+        "dynamic_link_app_update",
+        "dynamic_link_first_open",
+        "error",
+        "first_open",
+        "first_visit",
+        "in_app_purchase",
+        "notification_dismiss",
+        "notification_foreground",
+        "notification_open",
+        "notification_receive",
+        "os_update",
+        "session_start",
+        "session_start_with_rollout",
+        "user_engagement",
+    }
+)
+"""Event names GA4 reserves for itself (Measurement Protocol reference)."""
+RESERVED_PREFIXES = ("firebase_", "ga_", "google_", "gtag_")
+
 _NOT_NAME = re.compile(r"[^A-Za-z0-9_]+")
 
 
@@ -148,6 +186,15 @@ def name(event: str) -> str:
     if not cleaned[0].isalpha():
         cleaned = f"e_{cleaned}"
     return cleaned[:MAX_NAME]
+
+
+def event_name(event: str) -> str:
+    """A custom event's GA4 name; one GA4 reserves (``session_start``, ``firebase_…``) gets a
+    ``custom_`` prefix instead of being dropped by GA4."""
+    cleaned = name(event)
+    if cleaned in RESERVED_EVENTS or cleaned.startswith(RESERVED_PREFIXES):
+        cleaned = f"custom_{cleaned}"[:MAX_NAME]
+    return cleaned
 
 
 def _value(value: Any) -> Any:
@@ -201,7 +248,7 @@ def event(message: Message) -> dict[str, Any]:
         params = {"group_id": m.text(message.get("groupId"))}
     else:
         segment_name = str(message.get("event"))
-        title = EVENTS.get(segment_name) or name(segment_name)
+        title = EVENTS.get(segment_name) or event_name(segment_name)
         if title in EVENTS.values():
             for source, target in PARAMS.get(title, ()):
                 if props.get(source) is not None:
