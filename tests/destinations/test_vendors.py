@@ -111,3 +111,18 @@ def test_a_vendor_that_is_down_gets_everything_once_it_is_up(
     state.close()
     assert (steps, len(api.accepted)) == (["delivered"], 1)
     assert (progress.delivered, progress.dead) == (1, 0) and progress.retries >= 1
+
+
+@VENDORS
+def test_a_batch_sent_again_after_it_succeeded_is_sent_again(
+    case: Case, vendor_server: Start
+) -> None:
+    # the memory of accepted requests only spans the retries of one failing batch
+    api = vendor_server(Vendor(case.check))
+    transport = transports.for_destination(case.destination(api.url))
+    message = stamped(case.message)[0] | {"timestamp": "2026-03-04T05:06:07.890Z"}
+    try:
+        replies = [transport.send([message]).status for _ in range(2)]
+    finally:
+        transport.close()
+    assert replies[0] == replies[1] and len(api.accepted) == 2

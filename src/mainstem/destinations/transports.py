@@ -160,8 +160,9 @@ class Vendor(_Http):
     ``/import`` and ``/engage``), sent in order; the first failure is the batch's answer.
 
     The courier retries a failed batch as a whole; requests of that batch the vendor already
-    accepted are not sent again (remembered by digest until another batch comes), so a
-    vendor without dedupe (HubSpot events) does not get them twice from one retry loop.
+    accepted are not sent again (remembered by digest and position until the batch succeeds or
+    another batch comes), so a vendor without dedupe does not get them twice from one retry
+    loop.
     """
 
     def __init__(
@@ -203,6 +204,7 @@ class Vendor(_Http):
             if retry.classify(last) != "ok":
                 return last
             self._accepted.add(digest)
+        self._batch, self._accepted = (), set()  # all accepted: nothing left to remember
         return last
 
 
