@@ -127,8 +127,8 @@ def test_secrets_never_print() -> None:
         (
             "admin_token: long-enough\nsources:\n  - id: web\n    write_key: abcdefgh\n"
             "destinations:\n  - id: hook\n",
-            "mainstem.yaml:6: destination 'hook' needs a type — add `type: webhook`, "
-            "`type: segment`, `type: slack` or `type: function`",
+            "mainstem.yaml:6: destination 'hook' needs a type — one of: webhook, segment, "
+            "slack, function, mixpanel, amplitude, ga4, hubspot (e.g. `type: webhook`)",
         ),
         (
             "admin_token: long-enough\nadmin_token: again-long\n",

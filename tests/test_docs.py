@@ -14,6 +14,7 @@ import typer
 from typer.testing import CliRunner
 
 from mainstem.cli import app
+from mainstem.destinations.integrations import INTEGRATIONS
 from mainstem.gateway import ROUTES
 from mainstem.metrics import Metrics
 from mainstem.settings import SETTINGS
@@ -109,6 +110,26 @@ def test_every_option_is_documented_in_its_command_section(
             assert f"`{name}`" in section, (
                 f"docs/cli.md, section `mainstem {' '.join(path)}`, does not mention `{name}`"
             )
+
+
+# --- destinations -----------------------------------------------------------------------------
+
+
+def _destination_sections() -> dict[str, str]:
+    """``### <Display name>`` heading of docs/destinations.md → its text."""
+    text = _read(DOCS / "destinations.md")
+    parts = re.split(r"^### +(.+?) *$", text, flags=re.MULTILINE)
+    return {title: body for title, body in zip(parts[1::2], parts[2::2], strict=True)}
+
+
+@pytest.mark.parametrize("integration", INTEGRATIONS.values(), ids=list(INTEGRATIONS))
+def test_every_integration_has_a_section_with_its_settings_and_mapping(integration: Any) -> None:
+    section = _destination_sections().get(integration.display_name)
+    assert section is not None, f"docs/destinations.md needs `### {integration.display_name}`"
+    assert f"`type: {integration.type}`" in section
+    for name in ("endpoint", *(option.name for option in integration.options)):
+        assert f"`{name}`" in section, f"{integration.display_name}: `{name}` is undocumented"
+    assert "| Segment" in section, f"{integration.display_name}: no mapping table"
 
 
 # --- HTTP API ---------------------------------------------------------------------------------

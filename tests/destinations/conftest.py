@@ -209,3 +209,12 @@ def wait_for(condition: Callable[[], bool], what: str, timeout: float = 30.0) ->
 
 
 Serve = Callable[[Receiver], Receiver]
+
+
+@pytest.fixture
+def vendor_server() -> Iterator[Callable[[Any], Any]]:
+    """Start loopback vendor APIs (:mod:`tests.destinations.vendors`)."""
+    from tests.destinations import vendors  # imports this module: import it late
+
+    with vendors.serving() as start:
+        yield start

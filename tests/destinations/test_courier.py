@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from mainstem.destinations import courier, transports
+from mainstem.destinations import courier, fql, transports
 from mainstem.destinations.courier import Courier, Timing
-from mainstem.destinations.spec import Destination, Endpoint
+from mainstem.destinations.spec import Action, Destination, Endpoint, Filter
 from mainstem.destinations.state import Attempt, SqliteDeliveryState
 from mainstem.secret import Secret
 from tests.destinations.conftest import Pipeline, Receiver, Reply, Serve, wait_for
@@ -329,3 +329,24 @@ def test_the_retry_window_survives_a_restart(
         'retry window 3600s ran out after 1 attempt(s): HTTP 503: {"error":"nope"}'
     )
     assert state.failing_since("hooks") is None
+
+
+def test_batches_are_sent_as_stored_unless_a_filter_removed_properties(
+    serve: Serve, pipeline: Pipeline, state: SqliteDeliveryState, make: Make
+) -> None:
+    receiver = serve(Receiver("webhook", secret="shh-secret"))
+    pipeline.tracks(4, properties={"email": "a@b.co", "plan": "pro"}, context={"ip": "1.2.3.4"})
+    condition = "properties.plan = 'pro' and userId != 'u0'"
+    strip = Filter(
+        condition,
+        fql.parse(condition),
+        (Action("drop_properties", fields={"properties": ("email",), "context": ("ip",)}),),
+    )
+    item = make(webhook(receiver, batch_size=2, filters=(strip,)))
+    assert drain(item) == ["delivered", "delivered"]
+    assert receiver.refused == []  # signed over what was sent, both ways
+    sent = receiver.messages()
+    assert [m["properties"] for m in sent] == [{"email": "a@b.co", "plan": "pro"}] + [
+        {"plan": "pro"}
+    ] * 3
+    assert [m["context"].get("ip") for m in sent] == ["1.2.3.4", None, None, None]

@@ -16,6 +16,7 @@ from mainstem.destinations.retry import Response
         (Response(200), "ok"),
         (Response(204), "ok"),
         (Response(None, "ConnectError: refused"), "retry"),
+        (Response(None, "cannot map the batch", final=True), "discard"),
         (Response(408), "retry"),
         (Response(423), "retry"),
         (Response(429), "retry"),

@@ -1,4 +1,5 @@
-"""End to end: `mainstem serve` delivers to a webhook and chains to a second Mainstem."""
+"""End to end: `mainstem serve` delivers to a webhook, chains to a second Mainstem, and delivers
+to vendor integrations configured in mainstem.yaml."""
 
 from __future__ import annotations
 
@@ -9,7 +10,9 @@ import httpx
 import pytest
 
 from tests.conftest import WORKSPACE, WRITE_KEY, ServerProcess
+from tests.destinations import test_amplitude, test_mixpanel
 from tests.destinations.conftest import Receiver, Serve, wait_for
+from tests.destinations.vendors import Start, Vendor
 
 
 @pytest.fixture
@@ -66,3 +69,50 @@ def test_serve_delivers_to_a_webhook_and_chains_to_another_mainstem(
     chained = downstream.events(expect=3)
     assert [m["messageId"] for m in chained] == ["m1", "m2", "m3"]
     assert chained[1]["traits"] == {"plan": "pro"}
+
+
+def test_serve_delivers_to_vendor_integrations_configured_in_mainstem_yaml(
+    vendor_server: Start,
+    tmp_path: Path,
+    servers: list[ServerProcess],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    mixpanel = vendor_server(Vendor(test_mixpanel.mixpanel))
+    amplitude = vendor_server(Vendor(test_amplitude.amplitude))
+    monkeypatch.setenv("MP_TOKEN", test_mixpanel.TOKEN)
+    monkeypatch.setenv("AMP_KEY", test_amplitude.KEY)
+    destinations = f"""destinations:
+  - id: mixpanel
+    type: mixpanel
+    batch: {{size: 10, interval: 0.2s}}
+    settings: {{token: "${{MP_TOKEN}}", endpoint: "{mixpanel.url}"}}
+  - id: amplitude
+    type: amplitude
+    batch: {{size: 10, interval: 0.2s}}
+    settings: {{api_key: "${{AMP_KEY}}", endpoint: "{amplitude.url}"}}
+"""
+    config = tmp_path / "mainstem.yaml"
+    config.write_text(
+        WORKSPACE.format(data_dir=tmp_path / "data").replace("destinations: []\n", destinations)
+    )
+    server = ServerProcess(config, tmp_path / "data", tmp_path / "serve.log")
+    server.start()
+    servers.append(server)
+    batch = [
+        {"type": "track", "event": "Signed Up", "userId": "user-1", "messageId": "m1"},
+        {"type": "identify", "userId": "user-1", "traits": {"plan": "pro"}, "messageId": "m2"},
+    ]
+    reply = httpx.post(f"{server.url}/v1/batch", json={"batch": batch}, auth=(WRITE_KEY, ""))
+    assert reply.status_code == 200
+
+    wait_for(lambda: len(mixpanel.accepted) == 2 and len(amplitude.accepted) == 1, "vendors")
+    assert (mixpanel.refused, amplitude.refused) == ([], [])
+    (imported,) = mixpanel.bodies("/import")
+    (profiles,) = mixpanel.bodies("/engage")
+    assert [e["properties"]["$insert_id"] for e in imported] == ["m1"]
+    assert profiles[0]["$set"] == {"plan": "pro"}
+    (body,) = amplitude.bodies()
+    assert [(e["event_type"], e["insert_id"]) for e in body["events"]] == [
+        ("Signed Up", "m1"),
+        ("$identify", "m2"),
+    ]

@@ -97,8 +97,8 @@ def test_parses_every_field_with_secrets_from_the_env() -> None:
     [
         (
             "  - id: hooks\n",
-            "mainstem.yaml:8: destination 'hooks' needs a type — add `type: webhook`, "
-            "`type: segment`, `type: slack` or `type: function`",
+            "mainstem.yaml:8: destination 'hooks' needs a type — one of: webhook, segment, "
+            "slack, function, mixpanel, amplitude, ga4, hubspot (e.g. `type: webhook`)",
         ),
         (
             "  - id: Hooks\n",
@@ -220,3 +220,97 @@ def test_slack_takes_a_template_checked_at_load_time() -> None:
         "mainstem.yaml:12: cannot use the template: {{lowercase(event)}} is not a field path "
         "like {{userId}}"
     )
+
+
+INTEGRATIONS = (
+    HEAD
+    + """\
+  - id: mp
+    type: mixpanel
+    settings: {token: "${MP_TOKEN}", endpoint: "https://api-eu.mixpanel.com/"}
+  - id: amp
+    type: amplitude
+    settings: {api_key: "${AMP_KEY}", min_id_length: 3, revenue_per_product: "true"}
+  - id: ga
+    type: ga4
+    settings: {measurement_id: G-ABC, api_secret: "${GA_SECRET}"}
+  - id: crm
+    type: hubspot
+    settings:
+      access_token: ${HUBSPOT_TOKEN}
+      events: {Order Completed: pe1_order_completed}
+"""
+)
+
+
+def test_integrations_take_their_declared_settings_with_secrets_from_the_env() -> None:
+    env = {"MP_TOKEN": "mp-t", "AMP_KEY": "amp-k", "GA_SECRET": "ga-s", "HUBSPOT_TOKEN": "hs-t"}
+    workspace = config.parse(INTEGRATIONS, env=env)
+    mp, amp, ga, crm = workspace.destinations
+    assert (mp.name, mp.endpoint.url, mp.batch_size) == (
+        "Mixpanel",
+        "https://api-eu.mixpanel.com",
+        50,
+    )
+    assert mp.endpoint.options["token"].reveal() == "mp-t"
+    assert mp.endpoint.options["group_key"] == "company_id"
+    assert (amp.name, amp.endpoint.url, amp.types) == (
+        "Amplitude",
+        "https://api2.amplitude.com",
+        ("track", "identify", "page", "screen", "group"),
+    )
+    assert (amp.endpoint.options["min_id_length"], amp.endpoint.options["revenue_per_product"]) == (
+        3,
+        True,
+    )
+    assert (ga.name, ga.endpoint.url, ga.types) == (
+        "Google Analytics 4",
+        "https://www.google-analytics.com",
+        ("track", "page", "screen", "group"),
+    )
+    assert crm.endpoint.options["events"] == {"Order Completed": "pe1_order_completed"}
+    assert not any(secret in repr(workspace) for secret in env.values())
+
+
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        (
+            "  - id: mp\n    type: mixpanel\n",
+            "mainstem.yaml:8: destination 'mp' has no token — add `token: ${MP_TOKEN}` under "
+            "settings",
+        ),
+        (
+            "  - id: mp\n    type: mixpanel\n    settings: {token: t, url: 'http://x'}\n",
+            "mainstem.yaml:10: unknown setting 'url' for a Mixpanel destination — allowed: "
+            "endpoint, timeout, token, username, secret, project_id, group_key",
+        ),
+        (
+            "  - id: mp\n    type: mixpanel\n    settings: {token: t, username: sa}\n",
+            "mainstem.yaml:10: username needs secret and project_id — add them under settings",
+        ),
+        (
+            "  - id: ga\n    type: ga4\n    types: [track, identify]\n"
+            "    settings: {measurement_id: G-1, api_secret: s}\n",
+            "mainstem.yaml:10: Google Analytics 4 takes no identify calls — use: track, page, "
+            "screen, group",
+        ),
+        (
+            "  - id: amp\n    type: amplitude\n    settings: {api_key: k, endpoint: 'ftp://x'}\n",
+            "mainstem.yaml:10: endpoint must be a base URL like https://api2.amplitude.com",
+        ),
+        (
+            "  - id: crm\n    type: hubspot\n    settings: {access_token: t, events: [a]}\n",
+            "mainstem.yaml:10: events must be a mapping of name: string",
+        ),
+        (
+            "  - id: crm\n    type: hubspot\n    batch: {size: 500}\n"
+            "    settings: {access_token: t}\n",
+            "mainstem.yaml:10: batch size must be between 1 and 100 for hubspot destinations",
+        ),
+    ],
+)
+def test_integration_errors_name_the_line_and_the_fix(entry: str, message: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        config.parse(HEAD + entry)
+    assert str(caught.value) == message

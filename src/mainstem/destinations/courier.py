@@ -14,6 +14,8 @@ after a restart.
 
 from __future__ import annotations
 
+import collections
+import itertools
 import logging
 import random
 import threading
@@ -55,9 +57,17 @@ class Timing:
 
 
 @dataclass(frozen=True, slots=True)
+class _Routed:
+    row: EventRow
+    decision: routing.Decision
+
+
+@dataclass(frozen=True, slots=True)
 class _Item:
     row: EventRow
     message: dict[str, Any]
+    raw: bytes | None
+    """The stored JSON, when filters left the message as it was stored."""
 
 
 class Courier:
@@ -80,6 +90,9 @@ class Courier:
         self.timing = timing
         self.rng = rng or random.Random()
         self._waiting_since: float | None = None
+        self._ahead: collections.deque[_Routed] = collections.deque()
+        """Rows after ``_after`` (the cursor when they were read), read and routed once."""
+        self._after = -1
         self._next_send = 0.0
         self.last_error: str | None = None
 
@@ -102,32 +115,50 @@ class Courier:
         """Handle the next batch after the cursor."""
         dest = self.destination
         cursor = self.state.cursor(dest.id)
-        rows = self.store.events(EventQuery(after=cursor, limit=_SCAN))
-        if not rows:
+        if cursor != self._after:  # first step, or the cursor moved under us: read afresh
+            self._ahead.clear()
+            self._after = cursor
+        if len(self._ahead) < _SCAN:
+            # read ahead: each stored row is read and routed once, however small the batches
+            newest = self._ahead[-1].row.seq if self._ahead else cursor
+            rows = self.store.events(EventQuery(after=newest, limit=_SCAN))
+            self._ahead.extend(_Routed(row, self._decide(row)) for row in rows)
+        if not self._ahead:
             self._waiting_since = None
             return "idle"
         batch: list[_Item] = []
-        last, filtered = cursor, 0
-        for row in rows:
-            decision = self._decide(row)
-            last = row.seq
-            if decision.message is None:
+        last, filtered, taken = cursor, 0, 0
+        for routed in itertools.islice(self._ahead, _SCAN):
+            taken += 1
+            last = routed.row.seq
+            message = routed.decision.message
+            if message is None:
                 filtered += 1
             else:
-                batch.append(_Item(row, decision.message))
+                raw = None if routed.decision.rewritten else routed.row.body
+                batch.append(_Item(routed.row, message, raw))
                 if len(batch) >= dest.batch_size:
                     break
         if not batch:
             self.state.advance(dest.id, last, filtered=filtered)
+            self._consumed(taken, last)
             return "filtered"
-        if len(batch) < dest.batch_size and len(rows) < _SCAN:
+        if len(batch) < dest.batch_size and len(self._ahead) < _SCAN:
             now = time.monotonic()
             if self._waiting_since is None:
                 self._waiting_since = now
             if now - self._waiting_since < dest.batch_interval:
                 return "waiting"
         self._waiting_since = None
-        return self._deliver(batch, last, filtered)
+        step = self._deliver(batch, last, filtered)
+        if step in {"delivered", "dead"}:
+            self._consumed(taken, last)
+        return step
+
+    def _consumed(self, taken: int, last: int) -> None:
+        for _ in range(taken):
+            self._ahead.popleft()
+        self._after = last
 
     def _decide(self, row: EventRow) -> routing.Decision:
         try:
@@ -142,6 +173,8 @@ class Courier:
         dest = self.destination
         first_seq = batch[0].row.seq
         messages = [item.message for item in batch]
+        stored = [item.raw for item in batch if item.raw is not None]
+        raw = stored if len(stored) == len(batch) else None
         # the retry clock of this batch, also across restarts (wall clock, kept in the state)
         started = self.state.failing_since(dest.id) or time.time()
         attempt = 0
@@ -151,7 +184,7 @@ class Courier:
             ):
                 return "stopped"
             attempt += 1
-            response = self.transport.send(messages)
+            response = self.transport.send(messages, raw)
             if dest.rate_limit is not None:
                 self._next_send = time.monotonic() + len(batch) / dest.rate_limit
             verdict = retry.classify(response)

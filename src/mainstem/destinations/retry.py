@@ -25,7 +25,8 @@ class Response:
     body: str = ""
     """The start of the response body, for the delivery log."""
     final: bool = False
-    """A failure not worth retrying that is not an HTTP status (a function's ValidationError)."""
+    """Nothing was sent and trying again cannot help: a function's ValidationError, a vendor
+    mapping that failed."""
 
     def describe(self) -> str:
         if self.status is None:
@@ -39,6 +40,8 @@ _RETRYABLE = frozenset({408, 423, 429})
 
 def classify(response: Response) -> Verdict:
     status = response.status
+    if response.final:
+        return "discard"
     if status is None:
         # connection refused / reset, DNS, timeout; or a function that rejected the event
         return "discard" if response.final else "retry"

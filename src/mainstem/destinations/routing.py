@@ -5,7 +5,9 @@ The order mirrors Segment (segment-governance.md §2.2, §7.2, §8.1; segment-in
 must support the message type (checked before filters); consent, then the ``integrations``
 object; then the destination filters in Segment's fixed order Sample → Drop → Drop Properties →
 Allow Properties. Any error while evaluating a filter drops the event (fail closed, to protect
-PII). Every :class:`Decision` carries a reason an operator can read.
+PII). Last, a vendor integration may refuse a message it cannot send (an Amplitude id that is
+too short, a HubSpot call without an email). Every :class:`Decision` carries a reason an
+operator can read.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mainstem.destinations import fql
+from mainstem.destinations.integrations import INTEGRATIONS
 from mainstem.destinations.spec import Action, Destination
 
 CONSENT_EVENT = "Segment Consent Preference Updated"
@@ -31,6 +34,8 @@ class Decision:
     reason: str
     message: dict[str, Any] | None = None
     """The message to send (filters may have removed properties); ``None`` when not delivered."""
+    rewritten: bool = False
+    """Filters removed properties: the message is no longer the stored one."""
 
 
 def route(
@@ -70,7 +75,14 @@ def route(
         blocked = integrations_block(message, destination)
         if blocked is not None:
             return Decision(False, blocked)
-    return apply_filters(dict(message), destination, rng or random.Random())
+    decision = apply_filters(dict(message), destination, rng or random.Random())
+    integration = INTEGRATIONS.get(destination.type)
+    if decision.message is not None and integration is not None:
+        # after the filters: a drop_properties filter may have removed what the vendor needs
+        unsendable = integration.skip(decision.message, destination.endpoint.options)
+        if unsendable is not None:
+            return Decision(False, unsendable)
+    return decision
 
 
 def consent_denial(message: Mapping[str, Any], destination: Destination) -> str | None:
@@ -106,8 +118,8 @@ def integrations_block(message: Mapping[str, Any], destination: Destination) -> 
     ``id``. An explicit value wins over ``All``; an object counts as enabled (§2.8).
     """
     integrations = message.get("integrations")
-    if not isinstance(integrations, Mapping):
-        return None
+    if not integrations or not isinstance(integrations, Mapping):
+        return None  # usually `{}` (the gateway's default): nothing to look up
     for key in (destination.name, destination.id):
         if key in integrations:
             if integrations[key] is False:
@@ -125,6 +137,7 @@ def apply_filters(
     message: dict[str, Any], destination: Destination, rng: random.Random
 ) -> Decision:
     """The destination filters, each in Segment's fixed action order (§2.2)."""
+    rewritten = False
     for number, item in enumerate(destination.filters, start=1):
         where = f"filter {number} ({item.condition})"
         try:
@@ -138,9 +151,10 @@ def apply_filters(
                     return Decision(False, f"{where}: dropped")
                 if action.type in {"drop_properties", "allow_properties"}:
                     message = _properties(action, message)
+                    rewritten = True
         except Exception as exc:  # fail closed: a filter that cannot run must not leak PII
             return Decision(False, f"{where}: evaluation failed ({exc}); dropped")
-    return Decision(True, "delivered", message)
+    return Decision(True, "delivered", message, rewritten)
 
 
 _ORDER = {"sample": 0, "drop": 1, "drop_properties": 2, "allow_properties": 3}

@@ -4,7 +4,8 @@
 
     destinations:
       - id: hooks
-        type: webhook                      # webhook | segment | slack | function
+        type: webhook                      # webhook | segment | slack | function | mixpanel
+                                           # | amplitude | ga4 | hubspot
         enabled: true
         name: Webhooks                     # the key the `integrations` object uses
         sources: [web]                     # default: every source
@@ -30,6 +31,8 @@ from typing import Any
 
 from mainstem import settings as settings_mod
 from mainstem.destinations import fql, template
+from mainstem.destinations.integrations import INTEGRATIONS
+from mainstem.destinations.integrations.integration import Integration, Option
 from mainstem.errors import ConfigError
 from mainstem.functions import spec as function_spec
 from mainstem.secret import Secret
@@ -68,6 +71,9 @@ class Kind:
     batch_size: int
     max_batch: int
     extra_keys: tuple[str, ...] = ()
+    types: tuple[str, ...] = MESSAGE_TYPES
+    integration: Integration | None = None
+    """Set for vendor integrations (Mixpanel, …), whose settings it declares."""
 
 
 KINDS: dict[str, Kind] = {
@@ -75,6 +81,18 @@ KINDS: dict[str, Kind] = {
     "segment": Kind("Segment", "write_key", True, 100, 500),
     "slack": Kind("Slack", None, False, 1, 1, ("template",)),
     "function": Kind("Function", None, False, 1, 400),  # Segment batches up to 400 (§8.4)
+    **{
+        name: Kind(
+            item.display_name,
+            None,
+            False,
+            item.batch_size,
+            item.max_batch,
+            types=item.types,
+            integration=item,
+        )
+        for name, item in INTEGRATIONS.items()
+    },
 }
 
 
@@ -102,6 +120,8 @@ class Endpoint:
     timeout: float = 5.0  # Segment's webhook destination waits 5 s (§8.3)
     template: str | None = None
     """Slack: the message text, with ``{{path}}`` placeholders."""
+    options: Mapping[str, Any] = field(default_factory=dict)
+    """Vendor integrations: their declared settings (secrets as :class:`Secret`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,8 +193,8 @@ def _destination(
     if kind_name not in KINDS:
         raise error(
             f"{where}.type" if "type" in item else where,
-            f"destination {dest_id!r} needs a type — add `type: webhook`, `type: segment`, "
-            "`type: slack` or `type: function`",
+            f"destination {dest_id!r} needs a type — one of: {', '.join(KINDS)} (e.g. "
+            "`type: webhook`)",
         )
     kind = KINDS[str(kind_name)]
     name = item.get("name", kind.display_name)
@@ -190,14 +210,15 @@ def _destination(
                     f"destination {dest_id!r} names source {source!r}, which is not in sources "
                     f"— use one of: {', '.join(known_sources)}",
                 )
-    types = tuple(
-        _strings(item.get("types", list(MESSAGE_TYPES)), f"{where}.types", error, "types")
-    )
+    types = tuple(_strings(item.get("types", list(kind.types)), f"{where}.types", error, "types"))
     for position, message_type in enumerate(types):
-        if message_type not in MESSAGE_TYPES:
+        if message_type not in kind.types:
             raise error(
                 f"{where}.types[{position}]",
-                f"unknown message type {message_type!r} — use: {', '.join(MESSAGE_TYPES)}",
+                f"unknown message type {message_type!r} — use: {', '.join(MESSAGE_TYPES)}"
+                if message_type not in MESSAGE_TYPES
+                else f"{kind.display_name} takes no {message_type} calls — use: "
+                f"{', '.join(kind.types)}",
             )
     batch = item.get("batch") or {}
     if not isinstance(batch, dict) or set(batch) - {"size", "interval"}:
@@ -268,10 +289,13 @@ def _function(
 
 def _endpoint(raw: object, where: str, dest_id: str, kind: Kind, error: Error) -> Endpoint:
     path = f"{where}.settings"
+    anchor = where if raw is None else path  # a missing `settings:` has no line of its own
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
         raise error(path, "settings must be a mapping like `{url: https://...}`")
+    if kind.integration is not None:
+        return _vendor(raw, path, anchor, dest_id, kind.integration, error)
     allowed = {"url", "headers", "timeout", *kind.extra_keys}
     if kind.secret_key:
         allowed.add(kind.secret_key)
@@ -324,6 +348,78 @@ def _endpoint(raw: object, where: str, dest_id: str, kind: Kind, error: Error) -
         except fql.FqlError as exc:
             raise error(f"{path}.template", f"cannot use the template: {exc}") from exc
     return Endpoint(url, secret, tuple(headers.items()), timeout, text)
+
+
+def _vendor(
+    raw: dict[str, Any],
+    path: str,
+    anchor: str,
+    dest_id: str,
+    integration: Integration,
+    error: Error,
+) -> Endpoint:
+    """The settings of a vendor integration: ``endpoint``, ``timeout`` and its options."""
+    declared = {option.name: option for option in integration.options}
+    allowed = ("endpoint", "timeout", *declared)
+    for key in raw:
+        if key not in allowed:
+            raise error(
+                f"{path}.{key}",
+                f"unknown setting {key!r} for a {integration.display_name} destination — "
+                f"allowed: {', '.join(allowed)}",
+            )
+    url = raw.get("endpoint", integration.endpoint)
+    if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+        raise error(f"{path}.endpoint", f"endpoint must be a base URL like {integration.endpoint}")
+    options: dict[str, Any] = {}
+    for option in integration.options:
+        value = _option(raw.get(option.name), option, f"{path}.{option.name}", error)
+        if value is None and option.required:
+            env = f"{dest_id.upper().replace('-', '_')}_{option.name.upper()}"
+            example = f"${{{env}}}" if option.secret else "..."
+            raise error(
+                anchor,
+                f"destination {dest_id!r} has no {option.name} — add `{option.name}: "
+                f"{example}` under settings",
+            )
+        if value is not None:
+            options[option.name] = value
+    for option in integration.options:
+        missing = [name for name in option.needs if option.name in options and name not in options]
+        if missing:
+            raise error(
+                f"{path}.{option.name}",
+                f"{option.name} needs {' and '.join(missing)} — add them under settings",
+            )
+    timeout = _converted(
+        raw.get("timeout", 5.0), settings_mod.parse_duration, f"{path}.timeout", error
+    )
+    return Endpoint(url.rstrip("/"), timeout=timeout, options=options)
+
+
+def _option(raw: object, option: Option, where: str, error: Error) -> Any:
+    if raw is None:
+        return option.default
+    if option.kind == "int":
+        return _converted(raw, settings_mod.parse_int, where, error)
+    if option.kind == "bool":
+        if isinstance(raw, str):
+            with contextlib.suppress(ValueError):
+                raw = settings_mod.parse_bool(raw)
+        if not isinstance(raw, bool):
+            raise error(where, f"{option.name} must be true or false")
+        return raw
+    if option.kind == "map":
+        if not isinstance(raw, dict) or not all(
+            isinstance(key, str) and isinstance(value, str) and value for key, value in raw.items()
+        ):
+            raise error(where, f"{option.name} must be a mapping of name: string")
+        return dict(raw)
+    if isinstance(raw, int | float) and not isinstance(raw, bool):
+        raw = str(raw)
+    if not isinstance(raw, str) or not raw:
+        raise error(where, f"{option.name} must be a non-empty string")
+    return Secret(raw) if option.secret else raw
 
 
 def _filters(raw: object, where: str, error: Error) -> tuple[Filter, ...]:

@@ -28,7 +28,10 @@ class FunctionTransport:
             spec.file, spec.limits, name=f"{spec.file.name} (destination {destination.id})"
         )
 
-    def send(self, messages: Sequence[dict[str, Any]]) -> Response:
+    def send(
+        self, messages: Sequence[dict[str, Any]], raw: Sequence[bytes] | None = None
+    ) -> Response:
+        """``raw`` (the stored bytes) is not used: functions take the decoded messages."""
         settings = dict(self.spec.settings)
         if self.batched:
             result = self.pool.call("on_batch", list(messages), settings)
