@@ -11,6 +11,7 @@ moved to another worker cannot commit the same records a second time.
 from __future__ import annotations
 
 import dataclasses
+import weakref
 from typing import Any, LiteralString
 
 from mainstem.errors import LeaseLost
@@ -205,6 +206,90 @@ _COUNT = (
 _STORE_LOCK = "SELECT pg_advisory_xact_lock(hashtext('mainstem.events:' || current_schema()))"
 
 
+_EVENT_COLUMNS: LiteralString = (
+    "source_id, message_id, type, event, user_id, anonymous_id, received_at, body"
+)
+_REJECTION_COLUMNS: LiteralString = "source_id, log_seq, received_at, code, reason, payload"
+# This session's staging tables (emptied at every commit), created on first use.
+_STAGING = (
+    "CREATE TEMP TABLE IF NOT EXISTS staged_events (n INT, source_id TEXT, message_id TEXT, "
+    "type TEXT, event TEXT, user_id TEXT, anonymous_id TEXT, received_at BIGINT, body BYTEA) "
+    "ON COMMIT DELETE ROWS; "
+    "CREATE TEMP TABLE IF NOT EXISTS staged_rejections (n INT, source_id TEXT, log_seq BIGINT, "
+    "received_at BIGINT, code TEXT, reason TEXT, payload BYTEA) ON COMMIT DELETE ROWS; "
+    "CREATE TEMP TABLE IF NOT EXISTS staged_violations (n INT, source_id TEXT, "
+    "received_at BIGINT, message_id TEXT, message_type TEXT, event TEXT, event_version BIGINT, "
+    "plan TEXT, type TEXT, field TEXT, description TEXT, action TEXT, payload BYTEA) "
+    "ON COMMIT DELETE ROWS"
+)
+
+
+def _stage(conn: Any, batch: Batch) -> None:
+    """``COPY`` the batch's rows into this session's staging tables, numbered in batch order."""
+    _copy(
+        conn,
+        f"COPY staged_events (n, {_EVENT_COLUMNS}) FROM STDIN (FORMAT BINARY)",
+        ["int4", "text", "text", "text", "text", "text", "text", "int8", "bytea"],
+        [
+            (
+                n,
+                source_id,
+                e.message_id,
+                e.type,
+                e.event,
+                e.user_id,
+                e.anonymous_id,
+                e.received_at,
+                e.body,
+            )
+            for n, (source_id, e) in enumerate(batch.events)
+        ],
+    )
+    _copy(
+        conn,
+        f"COPY staged_rejections (n, {_REJECTION_COLUMNS}) FROM STDIN (FORMAT BINARY)",
+        ["int4", "text", "int8", "int8", "text", "text", "bytea"],
+        [
+            (n, source_id, log_seq, received_at, r.code, r.reason, r.payload)
+            for n, (source_id, log_seq, received_at, r) in enumerate(batch.rejections)
+        ],
+    )
+    _copy(
+        conn,
+        f"COPY staged_violations (n, {_VIOLATION_COLUMNS}) FROM STDIN (FORMAT BINARY)",
+        ["int4", "text", "int8", "text", "text", "text", "int8"] + ["text"] * 5 + ["bytea"],
+        [
+            (
+                n,
+                source_id,
+                v.received_at,
+                v.message_id,
+                v.message_type,
+                v.event,
+                v.event_version,
+                v.plan,
+                v.type,
+                v.field,
+                v.description,
+                v.action,
+                v.payload,
+            )
+            for n, (source_id, v) in enumerate(batch.violations)
+        ],
+    )
+
+
+def _copy(
+    conn: Any, statement: LiteralString, types: list[str], rows: list[tuple[Any, ...]]
+) -> None:
+    if not rows:
+        return
+    with conn.cursor() as cursor, cursor.copy(statement) as copy:
+        copy.set_types(types)
+        for row in rows:
+            copy.write_row(row)
+
+
 class PostgresPipelineStore:
     """Writes come from one processor thread per worker; reads from any thread (own
     connections). ``owner`` is the worker's lease token; without it commits are not fenced
@@ -226,6 +311,8 @@ class PostgresPipelineStore:
             with connect(url) as conn:
                 migrate(conn, MIGRATIONS)
         self._conns = Connections(url)
+        self._staged: weakref.WeakSet[object] = weakref.WeakSet()
+        """Sessions whose staging tables exist."""
         self._closed = False
 
     def offset(self, partition: str) -> int:
@@ -236,11 +323,20 @@ class PostgresPipelineStore:
         return int(str(row[0])) if row else 0
 
     def commit(self, batch: Batch) -> CommitResult:
+        """One transaction. The rows travel first, by ``COPY`` into this session's staging
+        tables, before any lock is taken: a worker frozen mid-``COPY`` is an *active* session
+        that neither the idle timeout nor a statement timeout can end (the server waits for
+        data), so it must hold nothing another worker waits for. Then, under the lease fence
+        and the event store's seq lock, everything is server-side statements."""
         assert not self._readonly, "opened read-only"
         counts = dict(batch.counts)
         with self._conns.transaction() as conn:
             if not self._fsync:
                 conn.execute("SET LOCAL synchronous_commit = off")
+            if conn not in self._staged:
+                conn.execute(_STAGING)
+                self._staged.add(conn)
+            _stage(conn, batch)
             if self.owner is not None:
                 held = conn.execute(
                     "SELECT 1 FROM leases WHERE partition = %s AND owner = %s FOR UPDATE",
@@ -253,86 +349,40 @@ class PostgresPipelineStore:
                     )
             stored_flags = _dedupe(conn, batch)
             conn.execute(_STORE_LOCK)
-            stored = duplicates = 0
-            with (
-                conn.cursor() as cursor,
-                cursor.copy(
-                    "COPY events (source_id, message_id, type, event, user_id, anonymous_id, "
-                    "received_at, body) FROM STDIN (FORMAT BINARY)"
-                ) as copy,
-            ):
-                copy.set_types(["text", "text", "text", "text", "text", "text", "int8", "bytea"])
-                for (source_id, event), keep in zip(batch.events, stored_flags, strict=True):
-                    if not keep:
-                        duplicates += 1
-                        continue
-                    copy.write_row(
-                        (
-                            source_id,
-                            event.message_id,
-                            event.type,
-                            event.event,
-                            event.user_id,
-                            event.anonymous_id,
-                            event.received_at,
-                            event.body,
-                        )
-                    )
-                    stored += 1
-                    key = ("events_stored", f"{source_id}/{event.type}")
-                    counts[key] = counts.get(key, 0) + 1
+            kept = [n for n, keep in enumerate(stored_flags) if keep]
+            for n in kept:
+                source_id, event = batch.events[n]
+                key = ("events_stored", f"{source_id}/{event.type}")
+                counts[key] = counts.get(key, 0) + 1
+            stored, duplicates = len(kept), len(batch.events) - len(kept)
+            if kept:
+                conn.execute(
+                    f"INSERT INTO events ({_EVENT_COLUMNS}) SELECT {_EVENT_COLUMNS} "
+                    "FROM staged_events WHERE n = ANY(%s) ORDER BY n",
+                    (kept,),
+                )
             if batch.rejections:
-                with (
-                    conn.cursor() as cursor,
-                    cursor.copy(
-                        "COPY rejections (source_id, log_seq, received_at, code, reason, payload) "
-                        "FROM STDIN (FORMAT BINARY)"
-                    ) as copy,
-                ):
-                    copy.set_types(["text", "int8", "int8", "text", "text", "bytea"])
-                    for source_id, log_seq, received_at, rejection in batch.rejections:
-                        copy.write_row(
-                            (
-                                source_id,
-                                log_seq,
-                                received_at,
-                                rejection.code,
-                                rejection.reason,
-                                rejection.payload,
-                            )
-                        )
-                        key = ("events_rejected", f"{source_id}/{rejection.code}")
-                        counts[key] = counts.get(key, 0) + 1
-            violations = batch.kept_violations(stored_flags)
-            if violations:
-                with (
-                    conn.cursor() as cursor,
-                    cursor.copy(
-                        f"COPY violations ({_VIOLATION_COLUMNS}) FROM STDIN (FORMAT BINARY)"
-                    ) as copy,
-                ):
-                    copy.set_types(
-                        ["text", "int8", "text", "text", "text", "int8"] + ["text"] * 5 + ["bytea"]
-                    )
-                    for source_id, v in violations:
-                        copy.write_row(
-                            (
-                                source_id,
-                                v.received_at,
-                                v.message_id,
-                                v.message_type,
-                                v.event,
-                                v.event_version,
-                                v.plan,
-                                v.type,
-                                v.field,
-                                v.description,
-                                v.action,
-                                v.payload,
-                            )
-                        )
-                        key = ("violations", f"{source_id}/{v.type}")
-                        counts[key] = counts.get(key, 0) + 1
+                conn.execute(
+                    f"INSERT INTO rejections ({_REJECTION_COLUMNS}) SELECT {_REJECTION_COLUMNS} "
+                    "FROM staged_rejections ORDER BY n"
+                )
+                for source_id, _, _, rejection in batch.rejections:
+                    key = ("events_rejected", f"{source_id}/{rejection.code}")
+                    counts[key] = counts.get(key, 0) + 1
+            violations = {id(v) for _, v in batch.kept_violations(stored_flags)}
+            kept_violations = [
+                n for n, (_, v) in enumerate(batch.violations) if id(v) in violations
+            ]
+            if kept_violations:
+                conn.execute(
+                    f"INSERT INTO violations ({_VIOLATION_COLUMNS}) SELECT {_VIOLATION_COLUMNS} "
+                    "FROM staged_violations WHERE n = ANY(%s) ORDER BY n",
+                    (kept_violations,),
+                )
+                for n in kept_violations:
+                    source_id, v = batch.violations[n]
+                    key = ("violations", f"{source_id}/{v.type}")
+                    counts[key] = counts.get(key, 0) + 1
             if duplicates:
                 counts[("events_duplicate", "")] = duplicates
             if counts:
