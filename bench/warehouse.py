@@ -151,7 +151,7 @@ def prepared_batches(store: SqlitePipelineStore, dialect: Dialect) -> list[wbatc
             return out
         after = events[-1].seq
         collected = wbatch.collect((e.source_id, msgspec.json.decode(e.body)) for e in events)
-        planned = plan(schemas, catalog, collected.values())
+        planned = plan(schemas, catalog, collected.inferred())
         out.append(wbatch.prepare(collected, planned, {}, now_text(), dialect.allow_nul))
 
 
@@ -217,7 +217,7 @@ def main() -> None:
             try:
                 elapsed, events, rows = loader_rate(store, dialect)
                 prepared = prepared_batches(store, dialect)
-                raw_rows = sum(len(load.rows) for p in prepared for load in p.loads)
+                raw_rows = sum(len(load) for p in prepared for load in p.loads)
                 raw_elapsed = raw_rate(raw, dialect, prepared)
             finally:
                 for name in names:

@@ -160,7 +160,7 @@ class Loader:
             collected.unloadable.extend(bad)
             schemas = sorted({schema for schema, _ in collected.tables})
             existing_schemas, catalog = session.catalog(schemas)
-            planned = plan(existing_schemas, catalog, collected.values(), self.max_columns)
+            planned = plan(existing_schemas, catalog, collected.inferred(), self.max_columns)
             for step in planned.steps:
                 self.checkpoint(f"ddl: {step.describe()}")
                 session.apply(step, load_id, now_text())

@@ -69,11 +69,17 @@ class DuckDBSession(SqlSession):
             return [], []
         return [d[0] for d in cursor.description], cursor.fetchall()
 
-    def _bulk(self, target: str, columns: Sequence[str], rows: Sequence[tuple[Any, ...]]) -> None:
-        if not rows:
+    def _bulk(
+        self,
+        target: str,
+        columns: Sequence[str],
+        types: Sequence[LogicalType],
+        data: Sequence[Sequence[Any]],
+    ) -> None:
+        if not data or not data[0]:
             return
         with self.conn.appender(target, columns=list(columns)) as appender:
-            appender.append_rows(rows)
+            appender.append_rows(list(zip(*data, strict=True)))
 
     def _logical(self, db_type: str) -> LogicalType:
         base = db_type.upper().split("(")[0].strip()
