@@ -9,11 +9,13 @@ DDL runs first, one idempotent step per transaction, and is recorded in the sche
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -46,6 +48,21 @@ class LoadResult:
 
 def now_text() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+@contextmanager
+def _collection_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector for one load. A batch makes some hundred thousand
+    dicts and tuples that all live until the load ends, so every collection that their creation
+    triggers walks them and frees nothing: here that was about a quarter of a load's time. It runs
+    again as soon as the load ends."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def _decode(rows: list[EventRow]) -> tuple[list[tuple[str, Any]], list[tuple[str, str, Any]]]:
@@ -148,6 +165,12 @@ class Loader:
 
     def _load(
         self, session: Session, events: list[EventRow], *, move: bool, expected: int = 0
+    ) -> LoadResult:
+        with _collection_paused():
+            return self._load_batch(session, events, move=move, expected=expected)
+
+    def _load_batch(
+        self, session: Session, events: list[EventRow], *, move: bool, expected: int
     ) -> LoadResult:
         started = now_text()
         load_id = uuid.uuid4().hex[:16]
