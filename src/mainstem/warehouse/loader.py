@@ -31,6 +31,10 @@ from mainstem.warehouse.schema import MAX_COLUMNS, plan
 
 log = logging.getLogger(__name__)
 
+HOLD = 1.0
+"""Seconds one warehouse session may serve consecutive full batches before it is closed and
+reopened (see :meth:`Loader.sync`)."""
+
 Checkpoint = Callable[[str], None]
 """Called with the name of each step before it runs (``ddl: …``, ``insert: web.tracks``,
 ``discards``, ``finish``, ``commit``); the crash tests raise from it to stop a load anywhere."""
@@ -112,25 +116,45 @@ class Loader:
         session = self.dialect.connect()
         try:
             session.bootstrap()
-            position = session.position(self.stream)
-            self.position = position
-            events = self.store.events(EventQuery(after=position, limit=self.batch_events))
-            if not events:
-                return LoadResult(0, last_seq=position)
-            result = self._load(session, events, move=True, expected=position)
-            self.position = result.last_seq
-            return result
+            return self._next(session)
         finally:
             session.close()
 
-    def sync(self) -> int:
-        """Load until caught up; returns how many events."""
+    def _next(self, session: Session) -> LoadResult:
+        position = session.position(self.stream)
+        self.position = position
+        events = self.store.events(EventQuery(after=position, limit=self.batch_events))
+        if not events:
+            return LoadResult(0, last_seq=position)
+        result = self._load(session, events, move=True, expected=position)
+        self.position = result.last_seq
+        return result
+
+    def sync(self, stop: threading.Event | None = None) -> int:
+        """Load until caught up (or ``stop`` is set); returns how many events.
+
+        Full batches in a row share one warehouse session for up to :data:`HOLD` seconds:
+        opening and closing a DuckDB file (which checkpoints it) cost about as much as loading
+        a tenth of a batch, and a reader waiting for the file gets it at the next reopen.
+
+        Raises:
+            RetryLater: the warehouse is busy or unreachable.
+        """
         total = 0
         while True:
-            result = self.run_once()
-            total += result.events
-            if result.events < self.batch_events:
-                return total
+            session = self.dialect.connect()
+            try:
+                session.bootstrap()
+                opened = time.monotonic()
+                while True:
+                    result = self._next(session)
+                    total += result.events
+                    if result.events < self.batch_events or (stop is not None and stop.is_set()):
+                        return total
+                    if time.monotonic() - opened >= HOLD:
+                        break
+            finally:
+                session.close()
 
     def backfill(
         self, since: int | None = None, progress: Callable[[int, int], None] | None = None
@@ -303,8 +327,7 @@ class Loader:
         while not stop.is_set():
             if time.monotonic() >= due or self.backlog_full():
                 try:
-                    while not stop.is_set() and self.run_once().events >= self.batch_events:
-                        pass
+                    self.sync(stop)
                 except RetryLater as exc:
                     log.info("warehouse load postponed: %s", exc)
                 except Exception:
