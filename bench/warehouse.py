@@ -1,5 +1,6 @@
 """Warehouse load rate: events from the event store into DuckDB and PostgreSQL, next to a raw
-bulk insert of the very same rows (already flattened and typed) in the same run.
+bulk insert of the very same rows (already flattened and typed) in the same run. Part of
+`make bench`.
 
 Usage: .venv/bin/python bench/warehouse.py [--events 100000] [--no-write]
 Writes the `## Warehouse` section of docs/benchmarks.md.
@@ -242,10 +243,13 @@ def main() -> None:
         "~1 kB normalized JSON each with ~20 context fields; micro-batches of "
         f"{BATCH:,} events; one source",
         "- *loader*: `Loader.sync()` from the event store: read, decode, flatten, name, type, "
-        "plan and run the DDL, duplicate check, bulk insert (DuckDB appender / PostgreSQL COPY), "
-        "users upsert, history and position, one transaction per batch",
-        "- *raw bulk*: the very same rows (the loader's own typed tuples) inserted with the same "
-        "bulk path into empty tables of the same shape, one transaction per batch",
+        "plan and run the DDL, duplicate check, bulk insert (DuckDB: Arrow arrays and one "
+        "`INSERT … SELECT` per table / PostgreSQL: `COPY FROM STDIN`), users upsert, history "
+        "and position, one transaction per batch, opening and closing the warehouse as it does "
+        "in production",
+        "- *raw bulk*: the very same rows (the loader's own typed columns) inserted with the "
+        "same bulk path, the fastest this code has for each engine, into empty tables of the "
+        "same shape, one transaction per batch, on one open connection",
         "",
         "| engine | events/s (loader) | rows/s (loader) | rows/s (raw bulk) | loader ÷ raw |",
         "|---|--:|--:|--:|--:|",

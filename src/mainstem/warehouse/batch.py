@@ -1,4 +1,4 @@
-"""One micro-batch, decided: stored messages → typed rows per table, discards, users/accounts
+"""One micro-batch, decided: stored messages → typed columns per table, discards, users/accounts
 patches. Pure, no I/O; the loader asks the warehouse for the catalog and the ids it already has,
 and hands the answers in.
 
