@@ -123,10 +123,11 @@ class Loader:
     def _next(self, session: Session) -> LoadResult:
         position = session.position(self.stream)
         self.position = position
-        events = self.store.events(EventQuery(after=position, limit=self.batch_events))
-        if not events:
-            return LoadResult(0, last_seq=position)
-        result = self._load(session, events, move=True, expected=position)
+        with _collection_paused():
+            events = self.store.events(EventQuery(after=position, limit=self.batch_events))
+            if not events:
+                return LoadResult(0, last_seq=position)
+            result = self._load(session, events, move=True, expected=position)
         self.position = result.last_seq
         return result
 
