@@ -23,7 +23,6 @@ from mainstem.warehouse.schema import Plan
 from mainstem.warehouse.types import MISFIT, LogicalType, fit, infer, timestamp
 
 TableKey = tuple[str, str]
-_INT64 = 1 << 63
 _encode = msgspec.json.Encoder().encode
 _TIMESTAMP: Final[LogicalType] = "timestamp"
 _LOAD_TIME_TYPES: Final = (_TIMESTAMP,) * len(LOAD_TIME_COLUMNS)
@@ -137,9 +136,6 @@ class TableLoad:
 
     def __len__(self) -> int:
         return len(self.data[0]) if self.data else 0
-
-    def rows(self) -> list[tuple[Any, ...]]:
-        return list(zip(*self.data, strict=True))
 
 
 @dataclass(slots=True)
