@@ -24,6 +24,7 @@ bench: dev wrk postgres
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/plans.py
 	$(BIN)/python bench/delivery.py
+	$(BIN)/python bench/warehouse.py
 	cd bench && ../$(BIN)/python scale.py
 
 install: $(VENV)/.installed

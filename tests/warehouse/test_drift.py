@@ -228,3 +228,16 @@ def test_a_crash_before_any_step_is_repaired_by_the_next_run(
         assert recovered.last_error is None
         failed = query(dialect, "SELECT status, error FROM _mainstem.loads WHERE status <> 'ok'")
         assert failed in ([], [("failed", f"Crash: {steps[crash_at]}")])
+
+
+def test_text_with_u0000_is_kept_where_the_engine_can_hold_it(
+    pipeline: Pipeline, dialect: Dialect
+) -> None:
+    pipeline.send([track("e1", "Noted", note="a\x00b", plain="c")])
+    Loader(pipeline.store, dialect).run_once()
+    if dialect.allow_nul:
+        assert query(dialect, "SELECT note, plain FROM web.noted") == [("a\x00b", "c")]
+        assert discards(dialect) == []
+    else:
+        assert query(dialect, "SELECT note, plain FROM web.noted") == [(None, "c")]
+        assert discards(dialect) == [("noted", "note", "e1", "not_varchar", '"a\\u0000b"', "")]

@@ -1,4 +1,4 @@
-"""One micro-batch, decided: stored messages → typed rows per table, discards, users/accounts
+"""One micro-batch, decided: stored messages → typed columns per table, discards, users/accounts
 patches. Pure, no I/O; the loader asks the warehouse for the catalog and the ids it already has,
 and hands the answers in.
 
@@ -9,27 +9,54 @@ are skipped here — a reloaded event has the same id *and* the same ``received_
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 import msgspec
 
 from mainstem.warehouse import naming
+from mainstem.warehouse.columns import Stamps, gather, typed
 from mainstem.warehouse.flatten import Lost
-from mainstem.warehouse.rows import LOAD_TIME_COLUMNS, UPSERTED, Kind, Row, rows
+from mainstem.warehouse.rows import LOAD_TIME_COLUMNS, SYSTEM_COLUMNS, UPSERTED, Kind, Row, rows
 from mainstem.warehouse.schema import Plan
-from mainstem.warehouse.types import MISFIT, fit, timestamp
+from mainstem.warehouse.types import MISFIT, LogicalType, fit, infer, timestamp
 
 TableKey = tuple[str, str]
-_INT64 = 1 << 63
 _encode = msgspec.json.Encoder().encode
+_TIMESTAMP: Final[LogicalType] = "timestamp"
+_LOAD_TIME_TYPES: Final = (_TIMESTAMP,) * len(LOAD_TIME_COLUMNS)
 
 
 @dataclass(slots=True)
 class TableRows:
     kind: Kind
     rows: list[Row] = field(default_factory=list)
+    types: dict[str, LogicalType] = field(default_factory=dict)
+    """Column → the type of its first non-null value in the batch, in first-seen order (see
+    :func:`mainstem.warehouse.types.infer`); the kind's system columns start with their own
+    type, so the planner and the typing know which columns the rows use without another pass."""
+    window: tuple[str, str] | None = None
+    """(lowest, highest) ``received_at`` of the rows, for the duplicate check."""
+
+    def add(self, row: Row, stamp: str | None) -> None:
+        self.rows.append(row)
+        values = row.values
+        types = self.types
+        # Most rows of a table have the columns earlier rows had: one C-level subset test
+        # instead of a look at every value.
+        if not values.keys() <= types.keys():
+            for name, value in values.items():
+                if value is not None and name not in types:
+                    types[name] = infer(value)
+        if stamp is not None:
+            window = self.window
+            if window is None:
+                self.window = (stamp, stamp)
+            elif stamp < window[0]:
+                self.window = (stamp, window[1])
+            elif stamp > window[1]:
+                self.window = (window[0], stamp)
 
 
 @dataclass(slots=True)
@@ -38,46 +65,44 @@ class Collected:
     messages: int = 0
     unloadable: list[tuple[str, str, Any]] = field(default_factory=list)
     """(schema, reason, message) for messages that make no rows at all."""
+    stamps: Stamps = field(default_factory=Stamps)
 
-    def values(self) -> dict[TableKey, tuple[Kind, list[dict[str, Any]]]]:
-        return {key: (t.kind, [row.values for row in t.rows]) for key, t in self.tables.items()}
+    def inferred(self) -> dict[TableKey, tuple[Kind, dict[str, LogicalType]]]:
+        """What :func:`mainstem.warehouse.schema.plan` needs: each table's kind and the types
+        of its columns' first non-null values."""
+        return {key: (t.kind, t.types) for key, t in self.tables.items()}
 
     def windows(self) -> dict[TableKey, tuple[str, str]]:
         """(lowest, highest) ``received_at`` of each table's rows, for the duplicate check."""
-        found: dict[TableKey, tuple[str, str]] = {}
-        for key, table in self.tables.items():
-            stamps = [
-                s
-                for row in table.rows
-                if isinstance(s := _stamp(row.values.get("received_at")), str)
-            ]
-            if stamps:
-                found[key] = (min(stamps), max(stamps))
-        return found
-
-
-def _stamp(value: Any) -> Any:
-    return timestamp(value) if isinstance(value, str) else None
+        return {key: t.window for key, t in self.tables.items() if t.window is not None}
 
 
 def collect(messages: Iterable[tuple[str, Mapping[str, Any]]]) -> Collected:
     """Group the rows of ``(source_id, message)`` pairs by (schema, table), in load order."""
     result = Collected()
     tables = result.tables
+    stamps = result.stamps
+    schemas: dict[str, str] = {}
     for source_id, msg in messages:
         result.messages += 1
-        schema = naming.schema(source_id)
+        schema = schemas.get(source_id)
+        if schema is None:
+            schema = schemas[source_id] = naming.schema(source_id)
         try:
             made = rows(msg)
         except (ValueError, TypeError, AttributeError) as exc:
             result.unloadable.append((schema, str(exc), msg))
             continue
+        received = msg.get("receivedAt")
+        stamp = stamps(received) if type(received) is str else None
+        if stamp is MISFIT:
+            stamp = None
         for row in made:
             key = (schema, row.table)
             table = tables.get(key)
             if table is None:
-                table = tables[key] = TableRows(row.kind)
-            table.rows.append(row)
+                table = tables[key] = TableRows(row.kind, types=dict(SYSTEM_COLUMNS[row.kind]))
+            table.add(row, stamp)
     return result
 
 
@@ -98,13 +123,19 @@ class Discard:
 
 @dataclass(slots=True)
 class TableLoad:
-    """Rows ready for the engine's bulk path: ``rows`` are tuples in ``columns`` order."""
+    """Typed values ready for the engine's bulk path, one sequence per column."""
 
     schema: str
     table: str
     columns: list[str]
-    rows: list[tuple[Any, ...]]
+    data: list[Sequence[Any]]
+    """One sequence per column, all of the same length."""
+    types: list[LogicalType]
+    """The logical type of each column; timestamps are ``YYYY-MM-DD HH:MM:SS.ffffff`` text."""
     upsert: bool = False
+
+    def __len__(self) -> int:
+        return len(self.data[0]) if self.data else 0
 
 
 @dataclass(slots=True)
@@ -132,6 +163,7 @@ def prepare(
         allow_nul: whether the engine's text can hold U+0000 (PostgreSQL's cannot).
     """
     result = Prepared()
+    stamps = collected.stamps
     fresh: dict[str, set[str]] = {}
     """schema → ids of identifies/groups loaded now: only they may patch users/accounts."""
     for key, table in collected.tables.items():
@@ -153,7 +185,7 @@ def prepare(
             )
         if kept:
             result.loads.append(
-                _typed(schema, name, kept, plan, result.discards, loaded_at, allow_nul)
+                _typed(schema, table, name, kept, plan, result, loaded_at, allow_nul, stamps)
             )
             result.rows += len(kept)
     for key, table in collected.tables.items():
@@ -181,59 +213,50 @@ def prepare(
     return result
 
 
+def _stamp(value: Any) -> Any:
+    return timestamp(value) if isinstance(value, str) else None
+
+
 def _str_or_none(value: Any) -> str | None:
     return None if value is None else str(value)
 
 
 def _typed(
     schema: str,
-    table: str,
+    table: TableRows,
+    name: str,
     kept: list[Row],
     plan: Plan,
-    discards: list[Discard],
+    result: Prepared,
     loaded_at: str,
     allow_nul: bool,
+    stamps: Stamps,
 ) -> TableLoad:
-    types = plan.columns[schema, table]
-    present: dict[str, None] = {}
+    types = plan.columns[schema, name]
+    present = table.types
+    names = [c for c in types if c in present and c not in LOAD_TIME_COLUMNS]
+    gathered = gather([row.values for row in kept], names)
+    discards = result.discards
+    for r, column, value in gathered.overflow:
+        _discard(discards, schema, name, kept[r].values, column, "too_many_columns", value)
     for row in kept:
-        present.update(dict.fromkeys(row.values))
-    columns = [c for c in types if c in present and c not in LOAD_TIME_COLUMNS]
-    index = {c: i for i, c in enumerate(columns)}
-    width = len(columns)
-    out: list[tuple[Any, ...]] = []
-    for row in kept:
-        cells: list[Any] = [None] * width
-        values = row.values
-        for name, value in values.items():
-            if value is None:
-                continue
-            i = index.get(name)
-            if i is None:
-                _discard(discards, schema, table, values, name, "too_many_columns", value)
-                continue
-            type_ = types[name]
-            kind = type(value)
-            # Fast paths for the common exact matches; everything else goes through fit().
-            if kind is str and type_ == "varchar" and (allow_nul or "\x00" not in value):
-                cells[i] = value
-                continue
-            if (kind is int and type_ == "integer" and -_INT64 <= value < _INT64) or (
-                kind is float and type_ == "float"
-            ):
-                cells[i] = value
-                continue
-            cell = fit(value, type_, allow_nul)
-            if cell is MISFIT:
-                _discard(discards, schema, table, values, name, f"not_{type_}", value)
-                continue
-            cells[i] = cell
         for lost in row.lost:
-            _lost(discards, schema, table, values, lost)
-        cells.append(loaded_at)
-        cells.append(loaded_at)
-        out.append(tuple(cells))
-    return TableLoad(schema, table, [*columns, *LOAD_TIME_COLUMNS], out)
+            _lost(discards, schema, name, row.values, lost)
+    data: list[Sequence[Any]] = []
+    for column, values in zip(names, zip(*gathered.cells, strict=True), strict=True):
+        type_ = types[column]
+        cells, misfits = typed(values, type_, stamps, allow_nul)
+        for r in misfits:
+            _discard(discards, schema, name, kept[r].values, column, f"not_{type_}", values[r])
+        data.append(cells)
+    stamped = (loaded_at,) * len(kept)
+    return TableLoad(
+        schema,
+        name,
+        [*names, *LOAD_TIME_COLUMNS],
+        [*data, *(stamped for _ in LOAD_TIME_COLUMNS)],
+        [*(types[c] for c in names), *_LOAD_TIME_TYPES],
+    )
 
 
 def _discard(
@@ -309,6 +332,13 @@ def _patches(
         groups.setdefault(columns, []).append((*(target[c] for c in columns), loaded_at, loaded_at))
     result.rows += len(merged)
     return [
-        TableLoad(schema, table, [*columns, *LOAD_TIME_COLUMNS], group_rows, upsert=True)
+        TableLoad(
+            schema,
+            table,
+            [*columns, *LOAD_TIME_COLUMNS],
+            list(zip(*group_rows, strict=True)),
+            [*(types[c] for c in columns), *_LOAD_TIME_TYPES],
+            upsert=True,
+        )
         for columns, group_rows in groups.items()
     ]

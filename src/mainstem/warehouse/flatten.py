@@ -25,18 +25,21 @@ class Lost:
     value: Any
 
 
-_join_cache: dict[tuple[str, str], str] = {}
+_names: dict[str, dict[str, str]] = {}
+"""prefix → key → column name, so the hot path makes one look-up per key. Bounded (64 prefixes
+of 4,096 keys): hostile input can invent names forever, and a name not kept is just recomputed.
+"""
 
 
 def _join(prefix: str, key: str) -> str:
-    try:
-        return _join_cache[prefix, key]
-    except KeyError:
-        part = snakecase(key)
-        name = f"{prefix}_{part}" if prefix and part else prefix or part
-        if len(_join_cache) < 1 << 18:  # bounded: hostile input can invent names forever
-            _join_cache[prefix, key] = name
-        return name
+    part = snakecase(key)
+    name = f"{prefix}_{part}" if prefix and part else prefix or part
+    names = _names.get(prefix)
+    if names is None and len(_names) < 64:
+        names = _names[prefix] = {}
+    if names is not None and len(names) < 4096:
+        names[key] = name
+    return name
 
 
 def flatten(
@@ -51,12 +54,13 @@ def flatten(
         lost: collects values whose column is taken or whose name is empty.
         path: the dotted path of ``obj`` as sent, for :class:`Lost` reports.
     """
+    names = _names.get(prefix) or {}
     for key, value in obj.items():
+        name = names.get(key) or _join(prefix, key)
         if type(value) is dict:
             if value:
-                flatten(value, _join(prefix, key), out, lost, f"{path}.{key}")
+                flatten(value, name, out, lost, f"{path}.{key}")
             continue
-        name = _join(prefix, key)
         if not name:
             lost.append(Lost(f"{path}.{key}", "", "unnamed", value))
         elif name in out:

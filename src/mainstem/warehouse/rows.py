@@ -81,21 +81,24 @@ class Row:
     """For users/accounts patches: the identify/group they came from."""
 
 
-_renames: dict[tuple[Kind, str], str] = {}
+_renames: dict[Kind | None, dict[str, str]] = {}
+"""kind → flattened name → column (``None``: context columns). Bounded: hostile input can invent
+names forever, and a name not kept is just recomputed."""
 
 
-def _user_column(kind: Kind, name: str) -> str:
-    """The column of a flattened property/trait name on a table of ``kind``."""
-    try:
-        return _renames[kind, name]
-    except KeyError:
-        renamed = name
-        if name in SYSTEM_COLUMNS[kind] or (kind not in UPSERTED and name.startswith("context_")):
-            renamed = "_" + name
-        renamed = naming.column(renamed)
-        if len(_renames) < 1 << 18:
-            _renames[kind, name] = renamed
-        return renamed
+def _rename(kind: Kind | None, name: str) -> str:
+    """The column of a flattened context name (``kind`` ``None``) or of a property/trait name on
+    a table of ``kind``."""
+    renamed = name
+    if kind is not None and (
+        name in SYSTEM_COLUMNS[kind] or (kind not in UPSERTED and name.startswith("context_"))
+    ):
+        renamed = "_" + name
+    renamed = naming.column(renamed)
+    known = _renames.setdefault(kind, {})
+    if len(known) < 1 << 15:
+        known[name] = renamed
+    return renamed
 
 
 def _add_user_values(row: Row, obj: Any, path: str, skip: Mapping[str, Any] | None = None) -> None:
@@ -105,10 +108,12 @@ def _add_user_values(row: Row, obj: Any, path: str, skip: Mapping[str, Any] | No
     flat: dict[str, Any] = {}
     flatten(obj, "", flat, row.lost, path)
     values = row.values
+    kind = row.kind
+    known = _renames.get(kind) or {}
     for name, value in flat.items():
         if skip is not None and name in skip and skip[name] == value:
             continue  # analytics.js mirrors page name/category into properties (§2.2)
-        col = _user_column(row.kind, name)
+        col = known.get(name) or _rename(kind, name)
         if col in values:
             row.lost.append(Lost(f"{path}.{name}", col, "name_collision", value))
         else:
@@ -129,8 +134,9 @@ def _common(msg: Mapping[str, Any], lost: list[Lost]) -> dict[str, Any]:
     if isinstance(context, dict) and context:
         flat: dict[str, Any] = {}
         flatten(context, "context", flat, lost, "context")
+        known = _renames.get(None) or {}
         for name, value in flat.items():
-            col = naming.column(name)
+            col = known.get(name) or _rename(None, name)
             if col in values:
                 lost.append(Lost(f"context.{name}", col, "name_collision", value))
             else:

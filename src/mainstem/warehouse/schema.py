@@ -8,12 +8,12 @@ idempotent (``IF NOT EXISTS``), so a crash between steps is repaired by planning
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Final
 
 from mainstem.warehouse.rows import LOAD_TIME_COLUMNS, SYSTEM_COLUMNS, Kind
-from mainstem.warehouse.types import LogicalType, infer
+from mainstem.warehouse.types import LogicalType
 
 MAX_COLUMNS: Final = 1500
 """Columns per table. PostgreSQL stops at 1,600 (dropped columns count too) and Redshift at
@@ -65,39 +65,30 @@ class Plan:
     """(schema, table, column) that will not be created: the table is full."""
 
 
-def infer_columns(rows: Iterable[Mapping[str, Any]]) -> dict[str, LogicalType]:
-    """Column → type of its first non-null value, in first-seen order."""
-    found: dict[str, LogicalType] = {}
-    for values in rows:
-        for name, value in values.items():
-            if value is not None and name not in found:
-                found[name] = infer(value)
-    return found
-
-
 def plan(
     schemas: set[str],
     catalog: Catalog,
-    tables: Mapping[tuple[str, str], tuple[Kind, list[dict[str, Any]]]],
+    tables: Mapping[tuple[str, str], tuple[Kind, Mapping[str, LogicalType]]],
     max_columns: int = MAX_COLUMNS,
 ) -> Plan:
-    """The DDL that lets ``tables`` (their kind and rows) load into a warehouse with ``catalog``.
+    """The DDL that lets ``tables`` load into a warehouse with ``catalog``.
 
     Args:
         schemas: the schemas that exist.
         catalog: the existing tables and their columns.
-        tables: (schema, table) → (kind of table, rows as column → value).
+        tables: (schema, table) → (kind of table, column → the type of its first non-null value
+            in the batch, in first-seen order; see :func:`mainstem.warehouse.types.infer`).
         max_columns: columns per table; see :data:`MAX_COLUMNS`.
     """
     result = Plan()
     for schema in sorted({schema for schema, _ in tables} - schemas):
         result.steps.append(CreateSchema(schema))
-    for (schema, table), (kind, rows) in tables.items():
+    for (schema, table), (kind, inferred) in tables.items():
         system = SYSTEM_COLUMNS[kind]
         existing = catalog.get((schema, table))
         final: dict[str, LogicalType] = dict(existing) if existing is not None else {}
         wanted: dict[str, LogicalType] = dict(system)
-        for name, kind_ in infer_columns(rows).items():
+        for name, kind_ in inferred.items():
             if name not in wanted and name not in LOAD_TIME_COLUMNS:
                 wanted[name] = kind_
         new: list[tuple[str, LogicalType]] = []

@@ -30,7 +30,7 @@ def qualified(schema: str, table: str) -> str:
     return f"{quote(schema)}.{quote(table)}"
 
 
-_META_TABLES: tuple[tuple[str, tuple[tuple[str, LogicalType | str], ...]], ...] = (
+_META_TABLES: tuple[tuple[str, tuple[tuple[str, LogicalType], ...]], ...] = (
     ("positions", (("stream", "varchar"), ("seq", "integer"), ("updated_at", "timestamp"))),
     (
         "loads",
@@ -78,6 +78,7 @@ _META_TABLES: tuple[tuple[str, tuple[tuple[str, LogicalType | str], ...]], ...] 
     ),
 )
 _DISCARD_COLUMNS = [name for name, _ in _META_TABLES[3][1]]
+_DISCARD_TYPES = [kind for _, kind in _META_TABLES[3][1]]
 
 
 class SqlSession:
@@ -97,8 +98,15 @@ class SqlSession:
     ) -> tuple[list[str], list[tuple[Any, ...]]]:
         raise NotImplementedError
 
-    def _bulk(self, target: str, columns: Sequence[str], rows: Sequence[tuple[Any, ...]]) -> None:
-        """Append ``rows`` to the already quoted ``target`` with the engine's bulk path."""
+    def _bulk(
+        self,
+        target: str,
+        columns: Sequence[str],
+        types: Sequence[LogicalType],
+        data: Sequence[Sequence[Any]],
+    ) -> None:
+        """Append the values of ``data`` (one sequence per column, of the column's logical type;
+        timestamps as text) to the already quoted ``target`` with the engine's bulk path."""
         raise NotImplementedError
 
     def _logical(self, db_type: str) -> LogicalType:
@@ -205,7 +213,7 @@ class SqlSession:
         return {str(row[0]) for row in rows}
 
     def insert(self, load: TableLoad) -> None:
-        self._bulk(qualified(load.schema, load.table), load.columns, load.rows)
+        self._bulk(qualified(load.schema, load.table), load.columns, load.types, load.data)
 
     def upsert(self, load: TableLoad) -> None:
         target = qualified(load.schema, load.table)
@@ -213,7 +221,7 @@ class SqlSession:
         cols = ", ".join(quote(c) for c in load.columns)
         self._execute(f"DROP TABLE IF EXISTS {stage}")
         self._execute(f"CREATE TEMP TABLE {stage} AS SELECT {cols} FROM {target} LIMIT 0")
-        self._bulk(stage, load.columns, load.rows)
+        self._bulk(stage, load.columns, load.types, load.data)
         sets = ", ".join(f"{quote(c)} = s.{quote(c)}" for c in load.columns if c != "id")
         if sets:
             self._execute(f"UPDATE {target} AS t SET {sets} FROM {stage} AS s WHERE t.id = s.id")
@@ -226,24 +234,26 @@ class SqlSession:
     def insert_discards(self, load_id: str, at: str, discards: Sequence[Discard]) -> None:
         if not discards:
             return
+        rows = [
+            (
+                at,
+                load_id,
+                d.schema,
+                d.table,
+                d.column,
+                _clean(d.message_id),
+                d.received_at,
+                d.reason,
+                d.value,
+                _clean(d.path),
+            )
+            for d in discards
+        ]
         self._bulk(
             qualified(META, "discards"),
             _DISCARD_COLUMNS,
-            [
-                (
-                    at,
-                    load_id,
-                    d.schema,
-                    d.table,
-                    d.column,
-                    _clean(d.message_id),
-                    d.received_at,
-                    d.reason,
-                    d.value,
-                    _clean(d.path),
-                )
-                for d in discards
-            ],
+            _DISCARD_TYPES,
+            list(zip(*rows, strict=True)),
         )
 
     def finish(self, stream: str, seq: int | None, record: LoadRecord) -> None:

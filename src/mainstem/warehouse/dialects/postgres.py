@@ -65,15 +65,21 @@ class PostgresSession(SqlSession):
             return [], []
         return [d.name for d in cursor.description], cursor.fetchall()
 
-    def _bulk(self, target: str, columns: Sequence[str], rows: Sequence[tuple[Any, ...]]) -> None:
-        if not rows:
+    def _bulk(
+        self,
+        target: str,
+        columns: Sequence[str],
+        types: Sequence[LogicalType],
+        data: Sequence[Sequence[Any]],
+    ) -> None:
+        if not data or not data[0]:
             return
         cols = ", ".join(quote(c) for c in columns)
         with (
             self.conn.cursor() as cursor,
             cursor.copy(f"COPY {target} ({cols}) FROM STDIN".encode()) as copy,
         ):
-            for row in rows:
+            for row in zip(*data, strict=True):
                 copy.write_row(row)
 
     def _logical(self, db_type: str) -> LogicalType:
