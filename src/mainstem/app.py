@@ -37,7 +37,7 @@ from mainstem.intake import Limits, allow_deep_json
 from mainstem.metrics import Metrics
 from mainstem.plans.governance import source_plans
 from mainstem.processor import Processor
-from mainstem.storage import EventLog, EventQuery, PipelineStore
+from mainstem.storage import EventLog, PipelineStore
 from mainstem.storage.groupcommit import GroupCommitter
 from mainstem.storage.postgres.delivery import PostgresDeliveryState
 from mainstem.storage.postgres.eventlog import PostgresEventLog
@@ -121,9 +121,9 @@ class App:
     def _destination_overview(self) -> list[dict[str, Any]]:
         if not self.workspace.destinations:
             return []
-        newest = self._store().events(EventQuery(limit=1))
-        head = newest[0].seq if newest else 0
-        return delivery_service.overview(self.workspace.destinations, self._deliveries(), head)
+        return delivery_service.overview(
+            self.workspace.destinations, self._deliveries(), self._store()
+        )
 
     def _deliveries(self) -> DeliveryState | None:
         """``delivery.db``, read-only, once the processor has created it; on PostgreSQL the

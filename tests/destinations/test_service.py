@@ -144,6 +144,52 @@ def test_api_metrics_cli_and_replay_of_dead_letters(
     assert again.stdout.strip() == "sent 0 event(s) to hooks in 0 request(s); 0 not sent"
 
 
+def test_metrics_say_why_events_were_dropped_how_late_delivery_is_and_what_waits(
+    setup: tuple[Setup, Receiver, TestClient, App],
+) -> None:
+    made, receiver, client, app = setup
+    receiver.up.set()  # type: ignore[attr-defined]
+    denied = {"consent": {"categoryPreferences": {"Analytics": False}}}
+    post(
+        client,
+        {"type": "track", "event": "A", "userId": "u1", "messageId": "m1"},
+        {"type": "track", "event": "B", "userId": "u1", "messageId": "m2", "context": denied},
+        {"type": "track", "event": "C", "userId": "u1", "messageId": "m3", "context": denied},
+        {
+            "type": "track",
+            "event": "D",
+            "userId": "u1",
+            "messageId": "m4",
+            "integrations": {"hooks": False},
+        },
+    )
+    deliver(made, app)
+    (row,) = client.get("/api/v1/destinations", headers=AUTH).json()["data"]
+    assert (row["delivered"], row["filtered"]) == (1, 3)
+    assert row["filtered_by"] == {"consent": 2, "integrations": 1}
+    assert row["latency_seconds"] is not None and row["latency_seconds"] >= 0
+    assert (row["lag"], row["oldest_undelivered_seconds"]) == (0, 0)
+    metrics = client.get("/metrics").text
+    assert (
+        'mainstem_destination_events_dropped_total{destination="hooks",reason="consent"} 2.0'
+        in metrics
+    )
+    assert (
+        'mainstem_destination_events_dropped_total{destination="hooks",reason="integrations"} 1.0'
+        in metrics
+    )
+    assert 'mainstem_destination_latency_seconds{destination="hooks"}' in metrics
+
+    post(client, {"type": "track", "event": "E", "userId": "u1", "messageId": "m5"})
+    app.processor().drain()  # stored, not delivered yet: it waits, and ages
+    (row,) = client.get("/api/v1/destinations", headers=AUTH).json()["data"]
+    assert row["lag"] == 1
+    assert row["oldest_undelivered_seconds"] > 0
+    gauge = 'mainstem_destination_oldest_undelivered_seconds{destination="hooks"} '
+    [line] = [x for x in client.get("/metrics").text.splitlines() if x.startswith(gauge)]
+    assert float(line.removeprefix(gauge)) > 0
+
+
 def test_range_replay_keeps_consent_and_ignores_integrations(
     setup: tuple[Setup, Receiver, TestClient, App],
 ) -> None:

@@ -58,6 +58,20 @@ def test_advance_moves_the_cursor_adds_totals_and_never_goes_back(
     )
 
 
+def test_dropped_events_are_counted_by_step_and_latency_is_kept(
+    state: SqlDeliveryState,
+) -> None:
+    state.begin("hook", 0)
+    state.begin("crm", 0)
+    state.advance("hook", 4, filtered=3, dropped={"consent": 2, "filter": 1})
+    state.advance("hook", 9, delivered=2, filtered=1, dropped={"consent": 1}, latency=0.25)
+    state.advance("hook", 12, filtered=1, dropped={"type": 1})  # no delivery: latency stays
+    assert state.dropped() == {"hook": {"consent": 3, "filter": 1, "type": 1}}
+    progress = {p.destination: p for p in state.progress()}
+    assert (progress["hook"].filtered, progress["hook"].latency) == (5, 0.25)
+    assert progress["crm"].latency is None
+
+
 def test_failed_attempts_start_the_retry_clock_until_the_cursor_moves(
     state: SqlDeliveryState,
 ) -> None:

@@ -20,7 +20,7 @@ from mainstem.config import Workspace
 from mainstem.destinations import service
 from mainstem.destinations.state import DeliveryState
 from mainstem.errors import MainstemError
-from mainstem.storage import EventQuery, PipelineStore
+from mainstem.storage import PipelineStore
 from mainstem.storage.postgres.delivery import PostgresDeliveryState
 from mainstem.storage.postgres.pipeline import PostgresPipelineStore
 from mainstem.storage.sqlite.pipeline import SqlitePipelineStore
@@ -74,11 +74,6 @@ def _storage(
                 closable.close()
 
 
-def _head(store: PipelineStore | None) -> int:
-    newest = store.events(EventQuery(limit=1)) if store is not None else []
-    return newest[0].seq if newest else 0
-
-
 def destinations_command(
     config_path: ConfigOption = "mainstem.yaml",
     data_dir: DataDirOption = None,
@@ -87,7 +82,7 @@ def destinations_command(
     """List the destinations with their position, lag, totals and last error."""
     workspace, root = _workspace(config_path, data_dir)
     with _storage(workspace, root) as (store, state):
-        rows = service.overview(workspace.destinations, state, _head(store))
+        rows = service.overview(workspace.destinations, state, store)
     if as_json:
         typer.echo(msgspec.json.encode(rows).decode())
         return

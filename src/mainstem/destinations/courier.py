@@ -20,6 +20,7 @@ import logging
 import random
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -127,20 +128,21 @@ class Courier:
             self._waiting_since = None
             return "idle"
         batch: list[_Item] = []
-        last, filtered, taken = cursor, 0, 0
+        last, taken = cursor, 0
+        dropped: Counter[str] = Counter()
         for routed in itertools.islice(self._ahead, _SCAN):
             taken += 1
             last = routed.row.seq
             message = routed.decision.message
             if message is None:
-                filtered += 1
+                dropped[routed.decision.step or "filter"] += 1
             else:
                 raw = None if routed.decision.rewritten else routed.row.body
                 batch.append(_Item(routed.row, message, raw))
                 if len(batch) >= dest.batch_size:
                     break
         if not batch:
-            self.state.advance(dest.id, last, filtered=filtered)
+            self.state.advance(dest.id, last, filtered=dropped.total(), dropped=dropped)
             self._consumed(taken, last)
             return "filtered"
         if len(batch) < dest.batch_size and len(self._ahead) < _SCAN:
@@ -150,7 +152,7 @@ class Courier:
             if now - self._waiting_since < dest.batch_interval:
                 return "waiting"
         self._waiting_since = None
-        step = self._deliver(batch, last, filtered)
+        step = self._deliver(batch, last, dropped)
         if step in {"delivered", "dead"}:
             self._consumed(taken, last)
         return step
@@ -164,12 +166,16 @@ class Courier:
         try:
             message = _decode(row.body)
         except msgspec.DecodeError as exc:
-            return routing.Decision(False, f"stored event {row.seq} is not JSON: {exc}")
+            return routing.Decision(
+                False, f"stored event {row.seq} is not JSON: {exc}", step="unreadable"
+            )
         if not isinstance(message, dict):
-            return routing.Decision(False, f"stored event {row.seq} is not a JSON object")
+            return routing.Decision(
+                False, f"stored event {row.seq} is not a JSON object", step="unreadable"
+            )
         return routing.route(message, row.source_id, self.destination, rng=self.rng)
 
-    def _deliver(self, batch: list[_Item], last: int, filtered: int) -> Step:
+    def _deliver(self, batch: list[_Item], last: int, dropped: Counter[str]) -> Step:
         dest = self.destination
         first_seq = batch[0].row.seq
         messages = [item.message for item in batch]
@@ -201,13 +207,20 @@ class Courier:
             if verdict == "ok":
                 self.last_error = None
                 self.state.advance(
-                    dest.id, last, attempt=record, delivered=len(batch), filtered=filtered
+                    dest.id,
+                    last,
+                    attempt=record,
+                    delivered=len(batch),
+                    filtered=dropped.total(),
+                    dropped=dropped,
+                    # received by Mainstem to accepted by the destination, oldest event first
+                    latency=time.time() - batch[0].row.received_at / 1_000_000,
                 )
                 return "delivered"
             self.last_error = response.describe()
             if verdict == "discard":
                 reason = f"discarded: {response.describe()}"
-                return self._dead(batch, last, filtered, record, reason)
+                return self._dead(batch, last, dropped, record, reason)
             wait = retry.delay(
                 attempt,
                 response,
@@ -221,7 +234,7 @@ class Courier:
                     f"retry window {dest.retry_window:g}s ran out after {attempt} attempt(s): "
                     f"{response.describe()}"
                 )
-                return self._dead(batch, last, filtered, record, reason)
+                return self._dead(batch, last, dropped, record, reason)
             log.info(
                 "destination %s: attempt %d failed (%s); retrying in %.1fs",
                 dest.id,
@@ -234,7 +247,7 @@ class Courier:
                 return "stopped"
 
     def _dead(
-        self, batch: list[_Item], last: int, filtered: int, record: Attempt, reason: str
+        self, batch: list[_Item], last: int, dropped: Counter[str], record: Attempt, reason: str
     ) -> Step:
         dest = self.destination
         log.warning("destination %s: %d event(s) dead-lettered: %s", dest.id, len(batch), reason)
@@ -250,7 +263,12 @@ class Courier:
             for item in batch
         ]
         self.state.advance(
-            dest.id, last, attempt=_replace_outcome(record, "dead"), filtered=filtered, dead=dead
+            dest.id,
+            last,
+            attempt=_replace_outcome(record, "dead"),
+            filtered=dropped.total(),
+            dropped=dropped,
+            dead=dead,
         )
         return "dead"
 

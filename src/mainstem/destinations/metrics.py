@@ -24,6 +24,19 @@ _COUNTERS = (
     ),
     ("retries", "mainstem_destination_retries", "Failed attempts that were retried."),
 )
+_GAUGES = (
+    ("lag", "mainstem_destination_lag", "Stored events a destination has not handled yet."),
+    (
+        "oldest_undelivered_seconds",
+        "mainstem_destination_oldest_undelivered_seconds",
+        "Age of the oldest stored event a destination has not handled yet (0 when caught up).",
+    ),
+    (
+        "latency_seconds",
+        "mainstem_destination_latency_seconds",
+        "Receipt to acceptance of the oldest event of the last delivered batch.",
+    ),
+)
 
 
 class DeliveryCollector(Collector):
@@ -40,11 +53,19 @@ class DeliveryCollector(Collector):
             for row in rows:
                 family.add_metric([row["id"]], row[key])
             yield family
-        lag = GaugeMetricFamily(
-            "mainstem_destination_lag",
-            "Stored events a destination has not handled yet.",
-            labels=["destination"],
+        dropped = CounterMetricFamily(
+            "mainstem_destination_events_dropped",
+            "Events not sent, by the routing step that stopped them (disabled, source, type, "
+            "consent, integrations, filter, unsupported, unreadable).",
+            labels=["destination", "reason"],
         )
         for row in rows:
-            lag.add_metric([row["id"]], row["lag"])
-        yield lag
+            for reason, count in sorted(row["filtered_by"].items()):
+                dropped.add_metric([row["id"], reason], count)
+        yield dropped
+        for key, name, documentation in _GAUGES:
+            gauge = GaugeMetricFamily(name, documentation, labels=["destination"])
+            for row in rows:
+                if row[key] is not None:
+                    gauge.add_metric([row["id"]], row[key])
+            yield gauge

@@ -36,6 +36,9 @@ class Decision:
     """The message to send (filters may have removed properties); ``None`` when not delivered."""
     rewritten: bool = False
     """Filters removed properties: the message is no longer the stored one."""
+    step: str = ""
+    """Which step stopped it, for the metrics: ``disabled``, ``source``, ``type``,
+    ``consent``, ``integrations``, ``filter``, ``unsupported`` or ``unreadable``."""
 
 
 def route(
@@ -58,30 +61,33 @@ def route(
         rng: for sampling without a ``path``; a fresh ``random.Random()`` by default.
     """
     if not destination.enabled and not replay:
-        return Decision(False, f"destination {destination.id!r} is disabled")
+        return Decision(False, f"destination {destination.id!r} is disabled", step="disabled")
     if destination.sources is not None and source_id not in destination.sources:
-        return Decision(False, f"source {source_id!r} is not connected to {destination.id!r}")
+        return Decision(
+            False, f"source {source_id!r} is not connected to {destination.id!r}", step="source"
+        )
     message_type = message.get("type")
     if message_type not in destination.types:
         return Decision(
             False,
             f"type {message_type!r} is not sent to {destination.id!r} "
             f"(types: {', '.join(destination.types)})",
+            step="type",
         )
     denied = consent_denial(message, destination)
     if denied is not None:
-        return Decision(False, denied)
+        return Decision(False, denied, step="consent")
     if not replay:
         blocked = integrations_block(message, destination)
         if blocked is not None:
-            return Decision(False, blocked)
+            return Decision(False, blocked, step="integrations")
     decision = apply_filters(dict(message), destination, rng or random.Random())
     integration = INTEGRATIONS.get(destination.type)
     if decision.message is not None and integration is not None:
         # after the filters: a drop_properties filter may have removed what the vendor needs
         unsendable = integration.skip(decision.message, destination.endpoint.options)
         if unsendable is not None:
-            return Decision(False, unsendable)
+            return Decision(False, unsendable, step="unsupported")
     return decision
 
 
@@ -146,14 +152,16 @@ def apply_filters(
             actions = sorted(item.actions, key=lambda action: _ORDER[action.type])
             for action in actions:
                 if action.type == "sample" and not _sampled(action, message, rng):
-                    return Decision(False, f"{where}: sampled out (percent {action.percent:g})")
+                    return Decision(
+                        False, f"{where}: sampled out (percent {action.percent:g})", step="filter"
+                    )
                 if action.type == "drop":
-                    return Decision(False, f"{where}: dropped")
+                    return Decision(False, f"{where}: dropped", step="filter")
                 if action.type in {"drop_properties", "allow_properties"}:
                     message = _properties(action, message)
                     rewritten = True
         except Exception as exc:  # fail closed: a filter that cannot run must not leak PII
-            return Decision(False, f"{where}: evaluation failed ({exc}); dropped")
+            return Decision(False, f"{where}: evaluation failed ({exc}); dropped", step="filter")
     return Decision(True, "delivered", message, rewritten)
 
 

@@ -44,15 +44,28 @@ def find(destinations: Sequence[Destination], destination_id: str) -> Destinatio
 
 
 def overview(
-    destinations: Sequence[Destination], state: DeliveryState | None, head_seq: int
+    destinations: Sequence[Destination],
+    state: DeliveryState | None,
+    store: PipelineStore | None,
+    now: float | None = None,
 ) -> list[dict[str, Any]]:
-    """One row per configured destination: position, lag and totals (no secrets)."""
+    """One row per configured destination: position, lag, totals, the filtered events by
+    routing step, latency and the age of the oldest event it has not handled (no secrets)."""
+    newest = store.events(EventQuery(limit=1)) if store is not None else []
+    head_seq = newest[0].seq if newest else 0
     progress = {p.destination: p for p in state.progress()} if state is not None else {}
+    dropped = state.dropped() if state is not None else {}
+    now = time.time() if now is None else now
     rows = []
     for destination in destinations:
         p = progress.get(destination.id)
         cursor = p.cursor if p else 0
         failed = state.attempts(destination.id, failed=True, limit=1) if state else []
+        waiting = (
+            store.events(EventQuery(after=cursor, limit=1))
+            if store is not None and head_seq > cursor
+            else []
+        )
         rows.append(
             {
                 "id": destination.id,
@@ -62,10 +75,17 @@ def overview(
                 "url": destination.endpoint.url,
                 "cursor": cursor,
                 "lag": max(0, head_seq - cursor),
+                "oldest_undelivered_seconds": (
+                    round(max(0.0, now - waiting[0].received_at / 1_000_000), 3) if waiting else 0
+                ),
                 "delivered": p.delivered if p else 0,
                 "filtered": p.filtered if p else 0,
+                "filtered_by": dropped.get(destination.id, {}),
                 "dead_letters": p.dead if p else 0,
                 "retries": p.retries if p else 0,
+                "latency_seconds": (
+                    round(p.latency, 3) if p is not None and p.latency is not None else None
+                ),
                 "last_error": failed[0].error if failed else None,
                 "last_error_at": _time(failed[0].at) if failed else None,
                 "updated_at": _time(p.updated_at) if p and p.updated_at else None,

@@ -12,7 +12,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,6 +68,8 @@ class Progress:
     dead: int = 0
     retries: int = 0
     updated_at: float = 0.0
+    latency: float | None = None
+    """Seconds from receipt to acceptance of the oldest event of the last delivered batch."""
 
 
 class DeliveryState(Protocol):
@@ -89,9 +91,17 @@ class DeliveryState(Protocol):
         delivered: int = 0,
         filtered: int = 0,
         dead: Sequence[DeadLetter] = (),
+        dropped: Mapping[str, int] | None = None,
+        latency: float | None = None,
     ) -> None:
-        """Atomically move the cursor to ``seq``, add the totals, record ``attempt`` and the
-        dead letters. On failure nothing changed and the batch is sent again (at-least-once)."""
+        """Atomically move the cursor to ``seq``, add the totals (``dropped``: filtered events
+        by the routing step that stopped them), record ``attempt``, the dead letters and the
+        batch's ``latency``. On failure nothing changed and the batch is sent again
+        (at-least-once)."""
+        ...
+
+    def dropped(self) -> dict[str, dict[str, int]]:
+        """Filtered events by destination, then by routing step."""
         ...
 
     def record(self, attempt: Attempt) -> None:
@@ -172,6 +182,19 @@ _MIGRATIONS: list[tuple[str, str]] = [
         # when the batch at the cursor first failed, so the retry window survives restarts
         "ALTER TABLE cursors ADD COLUMN failing_since REAL",
     ),
+    (
+        "0003_dropped_and_latency",
+        # filtered events by routing step, and the last delivered batch's latency (metrics)
+        """
+        CREATE TABLE dropped (
+            destination TEXT NOT NULL,
+            step TEXT NOT NULL,
+            events INTEGER NOT NULL,
+            PRIMARY KEY (destination, step)
+        );
+        ALTER TABLE cursors ADD COLUMN latency REAL
+        """,
+    ),
 ]
 
 _ATTEMPT_COLUMNS = "destination, first_seq, last_seq, events, attempt, outcome, status, error, at"
@@ -214,22 +237,32 @@ class SqlDeliveryState:
         delivered: int = 0,
         filtered: int = 0,
         dead: Sequence[DeadLetter] = (),
+        dropped: Mapping[str, int] | None = None,
+        latency: float | None = None,
     ) -> None:
         now = time.time()
         with self._transaction() as run:
             self._fence(run, destination)
             # never backwards: a courier that was paused with an old batch may finish it late
             run(
-                "INSERT INTO cursors (destination, seq, delivered, filtered, dead, updated_at) "
-                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (destination) DO UPDATE SET "
+                "INSERT INTO cursors (destination, seq, delivered, filtered, dead, updated_at, "
+                "latency) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (destination) DO UPDATE SET "
                 "seq = CASE WHEN excluded.seq > cursors.seq "
                 "THEN excluded.seq ELSE cursors.seq END, "
                 "delivered = cursors.delivered + excluded.delivered, "
                 "filtered = cursors.filtered + excluded.filtered, "
                 "dead = cursors.dead + excluded.dead, "
-                "updated_at = excluded.updated_at, failing_since = NULL",
-                (destination, seq, delivered, filtered, len(dead), now),
+                "updated_at = excluded.updated_at, failing_since = NULL, "
+                "latency = COALESCE(excluded.latency, cursors.latency)",
+                (destination, seq, delivered, filtered, len(dead), now, latency),
             )
+            for step, count in sorted((dropped or {}).items()):
+                run(
+                    "INSERT INTO dropped (destination, step, events) VALUES (?, ?, ?) "
+                    "ON CONFLICT (destination, step) DO UPDATE SET "
+                    "events = dropped.events + excluded.events",
+                    (destination, step, count),
+                )
             if attempt is not None:
                 _insert_attempt(run, attempt, now)
             for d in dead:
@@ -257,13 +290,30 @@ class SqlDeliveryState:
 
     def progress(self) -> list[Progress]:
         rows = self._read(
-            "SELECT destination, seq, delivered, filtered, dead, retries, updated_at "
+            "SELECT destination, seq, delivered, filtered, dead, retries, updated_at, latency "
             "FROM cursors ORDER BY destination"
         )
         return [
-            Progress(str(d), _int(seq), _int(dl), _int(f), _int(dd), _int(r), _float(at))
-            for d, seq, dl, f, dd, r, at in rows
+            Progress(
+                str(d),
+                _int(seq),
+                _int(dl),
+                _int(f),
+                _int(dd),
+                _int(r),
+                _float(at),
+                None if latency is None else _float(latency),
+            )
+            for d, seq, dl, f, dd, r, at, latency in rows
         ]
+
+    def dropped(self) -> dict[str, dict[str, int]]:
+        found: dict[str, dict[str, int]] = {}
+        for destination, step, events in self._read(
+            "SELECT destination, step, events FROM dropped ORDER BY destination, step"
+        ):
+            found.setdefault(str(destination), {})[str(step)] = _int(events)
+        return found
 
     def attempts(
         self, destination: str | None = None, *, failed: bool = False, limit: int = 100

@@ -175,6 +175,19 @@ MIGRATIONS = (
         )
     """,
     ),
+    (
+        # filtered events by routing step, and the last delivered batch's latency (metrics)
+        "pipeline/0005_delivery_metrics",
+        """
+        CREATE TABLE dropped (
+            destination TEXT NOT NULL,
+            step TEXT NOT NULL,
+            events BIGINT NOT NULL,
+            PRIMARY KEY (destination, step)
+        ) WITH (fillfactor = 50);
+        ALTER TABLE cursors ADD COLUMN latency DOUBLE PRECISION
+    """,
+    ),
 )
 _VIOLATION_COLUMNS: LiteralString = (
     "source_id, received_at, message_id, message_type, event, event_version, plan, type, "
