@@ -275,3 +275,42 @@ def test_explain_says_why_an_event_does_or_does_not_go(
         "code": "unknown_event",
         "message": "no stored event has messageId 'm9' — check GET /api/v1/events",
     }
+
+
+def test_a_replay_is_paced_to_its_rate() -> None:
+    now = [100.0]
+    slept: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        slept.append(round(seconds, 6))
+        now[0] += seconds
+
+    pace = service.Pacer(50.0, clock=lambda: now[0], sleep=sleep)
+    pace.wait(100)  # the first batch goes at once
+    pace.wait(100)  # 100 events at 50/s: 2 s after the first
+    now[0] += 0.5  # the destination took half a second to answer
+    pace.wait(10)  # so 1.5 s more, then 0.2 s for these 10
+    pace.wait(10)
+    assert slept == [2.0, 1.5, 0.2]
+    unlimited = service.Pacer(None, clock=lambda: now[0], sleep=sleep)
+    unlimited.wait(10_000)
+    assert slept == [2.0, 1.5, 0.2]
+
+
+def test_replay_takes_a_rate(setup: tuple[Setup, Receiver, TestClient, App]) -> None:
+    made, receiver, client, app = setup
+    receiver.up.set()  # type: ignore[attr-defined]
+    post(
+        client,
+        *({"type": "track", "event": "E", "userId": "u", "messageId": f"r{n}"} for n in range(3)),
+    )
+    app.processor().drain()
+    done = runner.invoke(
+        cli, ["replay", "-d", "hooks", "--since", "1h", "--rate", "1000", "-c", str(made.config)]
+    )
+    assert done.exit_code == 0, done.output
+    assert done.stdout.strip() == "sent 3 event(s) to hooks in 3 request(s); 0 not sent"
+    assert [m["messageId"] for m in receiver.messages()] == ["r0", "r1", "r2"]
+    refused = runner.invoke(cli, ["replay", "-d", "hooks", "--since", "1h", "--rate", "0"])
+    assert refused.exit_code == 2
+    assert "--rate" in refused.output

@@ -162,6 +162,14 @@ def replay_command(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Count what would be sent; send nothing.")
     ] = False,
+    rate: Annotated[
+        float | None,
+        typer.Option(
+            "--rate",
+            min=0.001,
+            help="At most this many events per second (default: the destination's rate_limit).",
+        ),
+    ] = None,
     config_path: ConfigOption = "mainstem.yaml",
     data_dir: DataDirOption = None,
 ) -> None:
@@ -194,6 +202,7 @@ def replay_command(
                     since=start,
                     until=end,
                     dry_run=dry_run,
+                    rate=rate,
                     progress=lambda done, total: progress.update(task, completed=done, total=total),
                 )
         except MainstemError as exc:

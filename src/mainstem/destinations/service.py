@@ -165,8 +165,10 @@ def replay(
     progress: Progress | None = None,
     transport: transports.Transport | None = None,
     backoff_base: float = 1.0,
+    rate: float | None = None,
 ) -> ReplayResult:
-    """Send events again, outside the destination's cursor.
+    """Send events again, outside the destination's cursor, at most ``rate`` events per second
+    (default: the destination's ``rate_limit``; without either, as fast as it answers).
 
     ``dead_letters`` re-sends the pending dead letters as they were to be sent, and marks them
     replayed. Otherwise the stored events received in ``[since, until)`` (µs) are routed again
@@ -181,34 +183,28 @@ def replay(
         raise RequestError("replay needs either --dead-letters or --since", code="invalid_replay")
     own = transport is None and not dry_run
     sender = transport or (None if dry_run else transports.for_destination(destination))
+    send = _Sender(destination, sender, state, backoff_base, Pacer(rate or destination.rate_limit))
     try:
         if dead_letters:
-            return _replay_dead(destination, state, sender, progress, backoff_base)
+            return _replay_dead(destination, state, send, progress)
         assert since is not None
-        return _replay_range(
-            destination, store, state, sender, since, until, progress, backoff_base
-        )
+        return _replay_range(destination, store, send, since, until, progress)
     finally:
         if own and sender is not None:
             sender.close()
 
 
 def _replay_dead(
-    destination: Destination,
-    state: DeliveryState,
-    sender: transports.Transport | None,
-    progress: Progress | None,
-    backoff_base: float,
+    destination: Destination, state: DeliveryState, send: _Sender, progress: Progress | None
 ) -> ReplayResult:
     pending = state.dead_letters(destination.id, limit=1_000_000)
     sent = requests = 0
     size = destination.batch_size
     for start in range(0, len(pending), size):
         chunk = pending[start : start + size]
-        if sender is not None:
+        if send.sender is not None:
             messages = [_decode(letter.body) for letter in chunk]
-            first, last = chunk[0].seq, chunk[-1].seq
-            requests += _send(destination, sender, state, messages, first, last, backoff_base)
+            requests += send(messages, chunk[0].seq, chunk[-1].seq)
             state.mark_replayed([letter.id for letter in chunk])
         sent += len(chunk)
         if progress is not None:
@@ -219,12 +215,10 @@ def _replay_dead(
 def _replay_range(
     destination: Destination,
     store: PipelineStore,
-    state: DeliveryState,
-    sender: transports.Transport | None,
+    send: _Sender,
     since: int,
     until: int | None,
     progress: Progress | None,
-    backoff_base: float,
 ) -> ReplayResult:
     newest = store.events(EventQuery(limit=1))
     first = store.events(EventQuery(after=0, since=since, limit=1))
@@ -239,11 +233,8 @@ def _replay_range(
 
     def flush() -> None:
         nonlocal requests
-        if batch and sender is not None:
-            messages = [message for _, message in batch]
-            requests += _send(
-                destination, sender, state, messages, batch[0][0], batch[-1][0], backoff_base
-            )
+        if batch and send.sender is not None:
+            requests += send([message for _, message in batch], batch[0][0], batch[-1][0])
         batch.clear()
 
     while cursor < end:
@@ -272,39 +263,76 @@ def _replay_range(
     return ReplayResult(sent=sent, filtered=filtered, requests=requests, reasons=ordered)
 
 
-def _send(
-    destination: Destination,
-    sender: transports.Transport,
-    state: DeliveryState,
-    messages: list[dict[str, Any]],
-    first_seq: int,
-    last_seq: int,
-    backoff_base: float,
-) -> int:
-    """Send one replay batch, retrying a few times; returns the number of requests."""
-    rng = random.Random()
-    for attempt in range(1, _REPLAY_ATTEMPTS + 1):
-        response = sender.send(messages)
-        verdict = retry.classify(response)
-        if verdict == "ok":
-            return attempt
-        failed = Attempt(
-            destination.id,
-            first_seq,
-            last_seq,
-            len(messages),
-            attempt,
-            "retry",
-            response.status,
-            response.describe(),
-        )
-        state.record(failed)
-        if verdict == "discard" or attempt == _REPLAY_ATTEMPTS:
-            raise RequestError(
-                f"replay to {destination.id!r} stopped at seq {first_seq}-{last_seq} after "
-                f"{attempt} attempt(s): {response.describe()} — fix the destination and run "
-                "the replay again",
-                code="replay_failed",
+class Pacer:
+    """At most ``rate`` events per second (``None``: no limit). ``clock`` and ``sleep`` are
+    the real ones unless a test gives others."""
+
+    def __init__(
+        self,
+        rate: float | None,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.rate = rate
+        self._clock = clock
+        self._sleep = sleep
+        self._next: float | None = None
+
+    def wait(self, events: int) -> None:
+        """Before sending ``events``: wait until the previous sends have had their time."""
+        if self.rate is None:
+            return
+        now = self._clock()
+        if self._next is not None and self._next > now:
+            self._sleep(self._next - now)
+            now = self._next
+        self._next = now + events / self.rate
+
+
+class _Sender:
+    """Sends one replay batch, paced, retrying a few times; returns the number of requests."""
+
+    def __init__(
+        self,
+        destination: Destination,
+        sender: transports.Transport | None,
+        state: DeliveryState,
+        backoff_base: float,
+        pace: Pacer,
+    ) -> None:
+        self.destination = destination
+        self.sender = sender
+        self.state = state
+        self.backoff_base = backoff_base
+        self.pace = pace
+
+    def __call__(self, messages: list[dict[str, Any]], first_seq: int, last_seq: int) -> int:
+        assert self.sender is not None, "a dry run sends nothing"
+        destination = self.destination
+        rng = random.Random()
+        self.pace.wait(len(messages))
+        for attempt in range(1, _REPLAY_ATTEMPTS + 1):
+            response = self.sender.send(messages)
+            verdict = retry.classify(response)
+            if verdict == "ok":
+                return attempt
+            failed = Attempt(
+                destination.id,
+                first_seq,
+                last_seq,
+                len(messages),
+                attempt,
+                "retry",
+                response.status,
+                response.describe(),
             )
-        time.sleep(retry.delay(attempt, response, time.time(), rng, base=backoff_base))
-    raise AssertionError("unreachable")
+            self.state.record(failed)
+            if verdict == "discard" or attempt == _REPLAY_ATTEMPTS:
+                raise RequestError(
+                    f"replay to {destination.id!r} stopped at seq {first_seq}-{last_seq} after "
+                    f"{attempt} attempt(s): {response.describe()} — fix the destination and run "
+                    "the replay again",
+                    code="replay_failed",
+                )
+            time.sleep(retry.delay(attempt, response, time.time(), rng, base=self.backoff_base))
+        raise AssertionError("unreachable")
