@@ -350,3 +350,51 @@ def test_batches_are_sent_as_stored_unless_a_filter_removed_properties(
         {"plan": "pro"}
     ] * 3
     assert [m["context"].get("ip") for m in sent] == ["1.2.3.4", None, None, None]
+
+
+class SlowReceiver(Receiver):
+    """Takes 50 ms per request and remembers how many requests it held at once."""
+
+    def __init__(self, behaviour: Callable[[int], Reply] = lambda n: (200, {})) -> None:
+        super().__init__("webhook", behaviour=behaviour)
+        self.gauge = threading.Lock()
+        self.inflight = 0
+        self.peak = 0
+
+    def handle(self, path: str, headers: dict[str, str], raw: bytes) -> Reply:
+        with self.gauge:
+            self.inflight += 1
+            self.peak = max(self.peak, self.inflight)
+        try:
+            time.sleep(0.05)
+            return super().handle(path, headers, raw)
+        finally:
+            with self.gauge:
+                self.inflight -= 1
+
+
+@pytest.mark.parametrize(("concurrency", "flaky"), [(1, False), (4, False), (4, True)])
+def test_concurrency_sends_lanes_at_once_and_keeps_each_users_order(
+    serve: Serve, pipeline: Pipeline, state: SqliteDeliveryState, concurrency: int, flaky: bool
+) -> None:
+    # flaky: every third request answers 503; its lane retries while the round waits for it
+    receiver = serve(SlowReceiver(lambda n: (503, {}) if flaky and n % 3 == 0 else (200, {})))
+    assert isinstance(receiver, SlowReceiver)
+    destination = webhook(receiver, batch_size=5, concurrency=concurrency)
+    lanes = [transports.for_destination(destination) for _ in range(concurrency)]
+    courier_ = Courier(destination, pipeline.store, state, lanes, threading.Event(), timing=FAST)
+    ids = pipeline.tracks(70)  # seven users, u0 … u6
+    try:
+        drain(courier_)
+    finally:
+        for lane in lanes:
+            lane.close()
+    received = receiver.messages()
+    assert sorted(m["messageId"] for m in received) == sorted(ids)  # each once: no loss
+    for user in {m["userId"] for m in received}:
+        numbers = [m["properties"]["n"] for m in received if m["userId"] == user]
+        assert numbers == sorted(numbers), f"{user}'s events out of order"
+    # one request at a time, or several users' batches in flight together
+    assert (receiver.peak == 1) if concurrency == 1 else (receiver.peak > 1)
+    (progress,) = state.progress()
+    assert (progress.cursor, progress.delivered) == (70, 70)

@@ -168,7 +168,12 @@ def test_parses_every_field_with_secrets_from_the_env() -> None:
             "  - id: hooks\n    type: webhook\n    settings: {url: 'http://x'}\n    colour: red\n",
             "mainstem.yaml:11: unknown key 'colour' in a destination — allowed: id, type, name, "
             "enabled, sources, consent_categories, types, filters, settings, batch, "
-            "rate_limit, retry_window, function",
+            "rate_limit, concurrency, retry_window, function",
+        ),
+        (
+            "  - id: hooks\n    type: webhook\n    settings: {url: 'http://x'}\n"
+            "    concurrency: 99\n",
+            "mainstem.yaml:11: concurrency must be between 1 and 16 requests in flight",
         ),
         (
             "  - id: hooks\n    type: webhook\n    settings: {url: 'http://x'}\n"

@@ -20,6 +20,7 @@ import logging
 import random
 import threading
 import time
+import zlib
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -77,16 +78,17 @@ class Courier:
         destination: Destination,
         store: PipelineStore,
         state: DeliveryState,
-        transport: transports.Transport,
+        transport: transports.Transport | Sequence[transports.Transport],
         stop: threading.Event,
         *,
         timing: Timing = Timing(),
         rng: random.Random | None = None,
     ) -> None:
+        """One transport per lane: ``destination.concurrency`` requests in flight at once."""
         self.destination = destination
         self.store = store
         self.state = state
-        self.transport = transport
+        self.transports = list(transport) if isinstance(transport, Sequence) else [transport]
         self.stop = stop
         self.timing = timing
         self.rng = rng or random.Random()
@@ -94,7 +96,7 @@ class Courier:
         self._ahead: collections.deque[_Routed] = collections.deque()
         """Rows after ``_after`` (the cursor when they were read), read and routed once."""
         self._after = -1
-        self._next_send = 0.0
+        self._next_send = [0.0] * len(self.transports)
         self.last_error: str | None = None
 
     def run(self) -> None:
@@ -127,8 +129,8 @@ class Courier:
         if not self._ahead:
             self._waiting_since = None
             return "idle"
-        batch: list[_Item] = []
-        last, taken = cursor, 0
+        lanes: list[list[_Item]] = [[] for _ in self.transports]
+        last, taken, full = cursor, 0, False
         dropped: Counter[str] = Counter()
         for routed in itertools.islice(self._ahead, _SCAN):
             taken += 1
@@ -138,24 +140,81 @@ class Courier:
                 dropped[routed.decision.step or "filter"] += 1
             else:
                 raw = None if routed.decision.rewritten else routed.row.body
-                batch.append(_Item(routed.row, message, raw))
-                if len(batch) >= dest.batch_size:
+                lane = lanes[self._lane(message)]
+                lane.append(_Item(routed.row, message, raw))
+                if len(lane) >= dest.batch_size:
+                    full = True
                     break
-        if not batch:
+        batches = [(index, lane) for index, lane in enumerate(lanes) if lane]
+        if not batches:
             self.state.advance(dest.id, last, filtered=dropped.total(), dropped=dropped)
             self._consumed(taken, last)
             return "filtered"
-        if len(batch) < dest.batch_size and len(self._ahead) < _SCAN:
+        if not full and len(self._ahead) < _SCAN:
             now = time.monotonic()
             if self._waiting_since is None:
                 self._waiting_since = now
             if now - self._waiting_since < dest.batch_interval:
                 return "waiting"
         self._waiting_since = None
-        step = self._deliver(batch, last, dropped)
+        step = self._round(batches, last, dropped)
         if step in {"delivered", "dead"}:
             self._consumed(taken, last)
         return step
+
+    def _lane(self, message: dict[str, Any]) -> int:
+        """One user's events always take the same lane, so they stay in order."""
+        if len(self.transports) == 1:
+            return 0
+        key = message.get("userId") or message.get("anonymousId") or message.get("messageId")
+        return zlib.crc32(str(key).encode()) % len(self.transports)
+
+    def _round(
+        self, batches: list[tuple[int, list[_Item]]], last: int, dropped: Counter[str]
+    ) -> Step:
+        """Send one batch per lane at once; move the cursor past all of them when each was
+        accepted or dead-lettered (a stop before that sends the whole round again)."""
+        dest = self.destination
+        # the retry clock of this round, also across restarts (wall clock, kept in the state)
+        started = self.state.failing_since(dest.id) or time.time()
+        single = len(batches) == 1
+        outcomes: list[_Outcome | None] = [None] * len(batches)
+
+        def deliver(position: int) -> None:
+            lane, batch = batches[position]
+            outcomes[position] = self._deliver(
+                lane, batch, last if single else batch[-1].row.seq, started
+            )
+
+        helpers = [
+            threading.Thread(target=deliver, args=(n,), name=f"destination-{dest.id}-lane")
+            for n in range(1, len(batches))
+        ]
+        for helper in helpers:
+            helper.start()
+        deliver(0)
+        for helper in helpers:
+            helper.join()
+        if any(outcome is None for outcome in outcomes):
+            return "stopped"
+        done = [outcome for outcome in outcomes if outcome is not None]
+        accepted = [outcome.batch for outcome in done if outcome.dead is None]
+        self.state.advance(
+            dest.id,
+            last,
+            attempts=[outcome.record for outcome in done],
+            delivered=sum(len(batch) for batch in accepted),
+            filtered=dropped.total(),
+            dropped=dropped,
+            dead=[letter for outcome in done for letter in outcome.dead or ()],
+            # received by Mainstem to accepted by the destination, oldest event first
+            latency=(
+                time.time() - min(batch[0].row.received_at for batch in accepted) / 1_000_000
+                if accepted
+                else None
+            ),
+        )
+        return "delivered" if accepted else "dead"
 
     def _consumed(self, taken: int, last: int) -> None:
         for _ in range(taken):
@@ -175,24 +234,23 @@ class Courier:
             )
         return routing.route(message, row.source_id, self.destination, rng=self.rng)
 
-    def _deliver(self, batch: list[_Item], last: int, dropped: Counter[str]) -> Step:
+    def _deliver(self, lane: int, batch: list[_Item], last: int, started: float) -> _Outcome | None:
+        """Send ``batch`` on ``lane`` until it is accepted or dead; ``None`` when stopped."""
         dest = self.destination
         first_seq = batch[0].row.seq
         messages = [item.message for item in batch]
         stored = [item.raw for item in batch if item.raw is not None]
         raw = stored if len(stored) == len(batch) else None
-        # the retry clock of this batch, also across restarts (wall clock, kept in the state)
-        started = self.state.failing_since(dest.id) or time.time()
         attempt = 0
         while True:
-            if self._next_send > time.monotonic() and self.stop.wait(
-                self._next_send - time.monotonic()
-            ):
-                return "stopped"
+            pause = self._next_send[lane] - time.monotonic()
+            if pause > 0 and self.stop.wait(pause):
+                return None
             attempt += 1
-            response = self.transport.send(messages, raw)
-            if dest.rate_limit is not None:
-                self._next_send = time.monotonic() + len(batch) / dest.rate_limit
+            response = self.transports[lane].send(messages, raw)
+            if dest.rate_limit is not None:  # the lanes share the destination's rate
+                spacing = len(batch) * len(self.transports) / dest.rate_limit
+                self._next_send[lane] = time.monotonic() + spacing
             verdict = retry.classify(response)
             record = Attempt(
                 dest.id,
@@ -206,21 +264,10 @@ class Courier:
             )
             if verdict == "ok":
                 self.last_error = None
-                self.state.advance(
-                    dest.id,
-                    last,
-                    attempt=record,
-                    delivered=len(batch),
-                    filtered=dropped.total(),
-                    dropped=dropped,
-                    # received by Mainstem to accepted by the destination, oldest event first
-                    latency=time.time() - batch[0].row.received_at / 1_000_000,
-                )
-                return "delivered"
+                return _Outcome(batch, record)
             self.last_error = response.describe()
             if verdict == "discard":
-                reason = f"discarded: {response.describe()}"
-                return self._dead(batch, last, dropped, record, reason)
+                return self._dead(batch, record, f"discarded: {response.describe()}")
             wait = retry.delay(
                 attempt,
                 response,
@@ -234,7 +281,7 @@ class Courier:
                     f"retry window {dest.retry_window:g}s ran out after {attempt} attempt(s): "
                     f"{response.describe()}"
                 )
-                return self._dead(batch, last, dropped, record, reason)
+                return self._dead(batch, record, reason)
             log.info(
                 "destination %s: attempt %d failed (%s); retrying in %.1fs",
                 dest.id,
@@ -244,11 +291,9 @@ class Courier:
             )
             self.state.record(_replace_outcome(record, "retry"))
             if self.stop.wait(wait):
-                return "stopped"
+                return None
 
-    def _dead(
-        self, batch: list[_Item], last: int, dropped: Counter[str], record: Attempt, reason: str
-    ) -> Step:
+    def _dead(self, batch: list[_Item], record: Attempt, reason: str) -> _Outcome:
         dest = self.destination
         log.warning("destination %s: %d event(s) dead-lettered: %s", dest.id, len(batch), reason)
         dead = [
@@ -262,15 +307,16 @@ class Courier:
             )
             for item in batch
         ]
-        self.state.advance(
-            dest.id,
-            last,
-            attempt=_replace_outcome(record, "dead"),
-            filtered=dropped.total(),
-            dropped=dropped,
-            dead=dead,
-        )
-        return "dead"
+        return _Outcome(batch, _replace_outcome(record, "dead"), dead)
+
+
+@dataclass(frozen=True, slots=True)
+class _Outcome:
+    """How one lane's batch of a round ended: accepted, or dead-lettered (``dead``)."""
+
+    batch: list[_Item]
+    record: Attempt
+    dead: list[DeadLetter] | None = None
 
 
 def _replace_outcome(record: Attempt, outcome: str) -> Attempt:
@@ -307,8 +353,10 @@ class Running:
         if state.begin(destination.id, head):
             log.info("destination %s is new: it starts after seq %d", destination.id, head)
         self.stop = stop
-        self.transport = transports.for_destination(destination)
-        courier = Courier(destination, store, state, self.transport, stop, timing=timing)
+        self.transports = [
+            transports.for_destination(destination) for _ in range(destination.concurrency)
+        ]
+        courier = Courier(destination, store, state, self.transports, stop, timing=timing)
         self.thread = threading.Thread(
             target=courier.run, name=f"destination-{destination.id}", daemon=True
         )
@@ -321,7 +369,8 @@ class Running:
     def join(self) -> None:
         """Wait for the courier to see ``stop`` (or lose its lease), then close its transport."""
         self.thread.join()
-        self.transport.close()
+        for transport in self.transports:
+            transport.close()
 
 
 def start(

@@ -17,6 +17,7 @@
         settings: {url: https://example.com/hook, secret: "${HOOK_SECRET}"}
         batch: {size: 100, interval: 5s}
         rate_limit: 50/s
+        concurrency: 4                     # requests in flight, one user's events in order
         retry_window: 4h
 """
 
@@ -54,9 +55,11 @@ _KEYS = (
     "settings",
     "batch",
     "rate_limit",
+    "concurrency",
     "retry_window",
     "function",
 )
+MAX_CONCURRENCY = 16
 _MAX_FILTERS = 10  # Segment's limit per destination (segment-governance.md §2.2)
 _ACTIONS = ("drop", "sample", "drop_properties", "allow_properties")
 
@@ -140,6 +143,8 @@ class Destination:
     batch_interval: float = 1.0
     rate_limit: float | None = None
     """Events per second, ``None`` for no limit."""
+    concurrency: int = 1
+    """Requests in flight at once, each for different users (one user's events stay in order)."""
     retry_window: float = 4 * 3600.0
     function: function_spec.FunctionSpec | None = None
     """``type: function``: the user's file, its limits and settings."""
@@ -258,6 +263,7 @@ def _destination(
             error,
         ),
         rate_limit=None if rate is None else _rate(rate, f"{where}.rate_limit", error),
+        concurrency=_concurrency(item.get("concurrency", 1), f"{where}.concurrency", error),
         retry_window=_converted(
             item.get("retry_window", "4h"),
             settings_mod.parse_duration,
@@ -501,6 +507,15 @@ def _bool(raw: object, where: str, error: Error) -> bool:
     if not isinstance(raw, bool):
         raise error(where, "enabled must be true or false")
     return raw
+
+
+def _concurrency(raw: object, where: str, error: Error) -> int:
+    value = int(_converted(raw, settings_mod.parse_int, where, error))
+    if not 1 <= value <= MAX_CONCURRENCY:
+        raise error(
+            where, f"concurrency must be between 1 and {MAX_CONCURRENCY} requests in flight"
+        )
+    return value
 
 
 def _rate(raw: object, where: str, error: Error) -> float:

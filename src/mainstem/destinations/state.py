@@ -93,11 +93,12 @@ class DeliveryState(Protocol):
         dead: Sequence[DeadLetter] = (),
         dropped: Mapping[str, int] | None = None,
         latency: float | None = None,
+        attempts: Sequence[Attempt] = (),
     ) -> None:
         """Atomically move the cursor to ``seq``, add the totals (``dropped``: filtered events
-        by the routing step that stopped them), record ``attempt``, the dead letters and the
-        batch's ``latency``. On failure nothing changed and the batch is sent again
-        (at-least-once)."""
+        by the routing step that stopped them), record ``attempt`` (and ``attempts``: one per
+        lane of a round), the dead letters and the batch's ``latency``. On failure nothing
+        changed and the batch is sent again (at-least-once)."""
         ...
 
     def dropped(self) -> dict[str, dict[str, int]]:
@@ -239,6 +240,7 @@ class SqlDeliveryState:
         dead: Sequence[DeadLetter] = (),
         dropped: Mapping[str, int] | None = None,
         latency: float | None = None,
+        attempts: Sequence[Attempt] = (),
     ) -> None:
         now = time.time()
         with self._transaction() as run:
@@ -263,8 +265,9 @@ class SqlDeliveryState:
                     "events = dropped.events + excluded.events",
                     (destination, step, count),
                 )
-            if attempt is not None:
-                _insert_attempt(run, attempt, now)
+            for each in (attempt, *attempts):
+                if each is not None:
+                    _insert_attempt(run, each, now)
             for d in dead:
                 run(
                     "INSERT INTO dead_letters (destination, seq, source_id, received_at, body, "
