@@ -1,11 +1,12 @@
 """Scale-out benchmark: ingest and end-to-end events/s on PostgreSQL with 1, 2 and 4 gateway
 processes (and as many workers), next to SQLite and PostgreSQL's own COPY ceiling, in one run.
 
-    .venv/bin/python bench/scale.py                  # what `make bench` runs after ingest.py
-    .venv/bin/python bench/scale.py --duration 10 --gateways 1,2
+    cd bench && ../.venv/bin/python scale.py         # what `make bench` runs last
+    cd bench && ../.venv/bin/python scale.py --duration 10 --gateways 1,2
 
-* ``COPY ceiling``: one process COPYing 1000-row transactions of the same ~700-byte events into
-  a table shaped like the log — what PostgreSQL can take on this machine.
+* ``COPY ceiling``: one process COPYing the very rows the gateways write (one request body of
+  100 events per row) into a table shaped like the log — what PostgreSQL can take on this
+  machine, in events/s.
 * ``ingest``: ``POST /v1/batch`` (100 events per request) from one ``wrk`` per gateway for
   ``--duration`` seconds; events answered 200 per second.
 * ``end-to-end``: the same events divided by the time from the start of the load until the
@@ -69,7 +70,9 @@ def drop_schema(schema: str) -> None:
         conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))
 
 
-def copy_ceiling(seconds: float, body: bytes) -> float:
+def copy_ceiling(seconds: float, bodies: list[bytes], events_per_row: int) -> float:
+    """Events/s PostgreSQL takes when one process COPYs the very rows the gateways write (one
+    request body of ``events_per_row`` events per row) in 100-row transactions."""
     schema = create_schema()
     try:
         with psycopg.connect(schema_url(schema), autocommit=True) as conn:
@@ -88,11 +91,12 @@ def copy_ceiling(seconds: float, body: bytes) -> float:
                     copy.set_types(
                         ["text", "int8", "text", "int8", "text", "bool", "text", "bytea"]
                     )
-                    for _ in range(1000):
+                    for _ in range(100):
                         seq += 1
+                        body = bodies[seq % len(bodies)]
                         copy.write_row(("0", seq, "web", 0, None, False, "127.0.0.1", body))
-                rows += 1000
-            return rows / (time.perf_counter() - started)
+                rows += 100
+            return rows * events_per_row / (time.perf_counter() - started)
     finally:
         drop_schema(schema)
 
@@ -170,9 +174,9 @@ def main() -> None:
         traffic = write_traffic(
             work / "traffic", "batch", WRITE_KEY, bodies=64, batch_size=100, seed=7
         )
-        body = (traffic.directory / "body-0000.json").read_bytes()[: traffic.mean_event_bytes]
-        ceiling = copy_ceiling(args.duration / 2, body)
-        print(f"PostgreSQL COPY ceiling: {ceiling:,.0f} events/s (1000-row transactions)")
+        bodies = [path.read_bytes() for path in sorted(traffic.directory.glob("body-*.json"))]
+        ceiling = copy_ceiling(args.duration / 2, bodies, traffic.events_per_request)
+        print(f"PostgreSQL COPY ceiling: {ceiling:,.0f} events/s (the gateways' rows)")
         rows = [("sqlite", 1, *scenario(traffic, work / "sqlite", 1, None, args.duration))]
         for count in (int(part) for part in args.gateways.split(",")):
             schema = create_schema()
@@ -194,8 +198,9 @@ def main() -> None:
         "",
         f"- nproc: {os.cpu_count()}; PostgreSQL on the same machine; `POST /v1/batch` with 100 "
         f"events per request from one `wrk` per gateway for {args.duration:g} s",
-        "- *COPY ceiling*: one process COPYing 1000-row transactions of one ~700-byte event "
-        "per row into a table shaped like the log — events/s PostgreSQL takes on this machine",
+        "- *COPY ceiling*: one process COPYing the very rows the gateways write (one request "
+        "body of 100 events per row, 100 rows per transaction) into a table shaped like the "
+        "log — events/s PostgreSQL takes on this machine",
         "- *end-to-end*: the same events divided by the time until the workers processed all "
         "of them (`log_lag` 0)",
         "",
