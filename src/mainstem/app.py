@@ -28,6 +28,7 @@ from mainstem.destinations.state import DeliveryState
 from mainstem.errors import ConfigError
 from mainstem.gateway import Gateway, Receive, Scope, Send
 from mainstem.identity import resolver as identity
+from mainstem.identity.editor import ProfileEditor
 from mainstem.identity.http import build_profiles_api
 from mainstem.identity.sqlite import FILE_NAME as PROFILES_FILE
 from mainstem.identity.sqlite import SqliteProfileStore
@@ -108,9 +109,13 @@ class App:
             self.health,
             self.metrics.render,
             delivery=lambda: (self.workspace.destinations, self._deliveries()),
+            profiles=self._profile_editor,
         )
         self.profiles_api = build_profiles_api(
-            lambda: self.profiles, self._store, lambda: self.workspace.admin_token
+            lambda: self.profiles,
+            self._store,
+            lambda: self.workspace.admin_token,
+            self._profile_editor,
         )
 
     def _destination_overview(self) -> list[dict[str, Any]]:
@@ -125,6 +130,16 @@ class App:
         if self._delivery_state is None:
             self._delivery_state = delivery_service.open_state(self.data.root)
         return self._delivery_state
+
+    def _profile_editor(self) -> ProfileEditor | None:
+        if self.profiles is None:
+            return None
+        return ProfileEditor(
+            self.profiles.path,
+            self._store,
+            lambda: self.workspace.identity,
+            fsync=self.workspace.settings.fsync,
+        )
 
     def _store(self) -> PipelineStore:
         if self.store is None:

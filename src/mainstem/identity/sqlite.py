@@ -8,6 +8,7 @@ API, the CLI) use their own connections.
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from mainstem.identity.graph import Drop, Identifier, Merge, Profile
 from mainstem.identity.identifiers import ExternalId
 from mainstem.identity.store import PlacedEvent, Violation
 from mainstem.identity.traits import Trait
+from mainstem.identity.unmerge import Split
 from mainstem.storage.sqlite.connection import Readers, connect, migrate, transaction
 
 FILE_NAME = "profiles.db"
@@ -99,6 +101,20 @@ MIGRATIONS = (
         CREATE INDEX violations_segment_id ON violations (segment_id, seq)
     """,
     ),
+    (
+        "0002_unmerges",
+        """
+        CREATE TABLE unmerges (
+            seq INTEGER PRIMARY KEY,
+            message_id TEXT NOT NULL,
+            segment_id TEXT NOT NULL,
+            canonical_segment_id TEXT NOT NULL,
+            at INTEGER NOT NULL
+        );
+        CREATE INDEX unmerges_segment_id ON unmerges (segment_id);
+        CREATE INDEX violations_identifier ON violations (type, value)
+    """,
+    ),
 )
 
 _STREAM = "events"
@@ -140,19 +156,62 @@ class SqliteProfileStore:
     def delete(self, segment_id: str) -> int:
         assert self._writer is not None, "opened read-only"
         members = self.members(segment_id)
-        marks = ",".join("?" * len(members))
         with transaction(self._writer) as conn:
-            for table in ("identifiers", "traits", "links", "profile_events", "violations"):
-                conn.execute(f"DELETE FROM {table} WHERE segment_id IN ({marks})", members)
-            conn.execute(f"DELETE FROM links WHERE linked IN ({marks})", members)
-            conn.execute(f"DELETE FROM merges WHERE segment_id IN ({marks})", members)
-            conn.execute(f"DELETE FROM profiles WHERE segment_id IN ({marks})", members)
-            conn.execute(
-                "INSERT INTO position (stream, seq) VALUES (?, 1) "
-                "ON CONFLICT (stream) DO UPDATE SET seq = seq + 1",
-                (_GENERATION,),
-            )
+            _purge(conn, members)
+            _bump_generation(conn)
         return len(members)
+
+    def delete_identifier(self, segment_id: str, id: ExternalId) -> bool:
+        """Take ``id`` off live profile ``segment_id`` (its traits, events and merges stay);
+        ``False`` when the profile does not hold it. Bumps the generation."""
+        assert self._writer is not None, "opened read-only"
+        try:
+            with transaction(self._writer) as conn:
+                gone = conn.execute(
+                    "DELETE FROM identifiers WHERE type = ? AND value = ? AND segment_id = ?",
+                    (*id, segment_id),
+                ).rowcount
+                if gone:
+                    _bump_generation(conn)
+        except sqlite3.OperationalError as exc:
+            raise RetryLater(f"profiles.db: {exc}") from exc
+        return bool(gone)
+
+    def split(self, split: Split, *, position: int, generation: int) -> None:
+        """Replace the component ``split`` replayed, if the resolver has not moved since.
+
+        Raises:
+            RetryLater: the position or generation moved (plan the split again) or the
+                database is busy; nothing was written.
+        """
+        assert self._writer is not None, "opened read-only"
+        try:
+            with transaction(self._writer) as conn:
+                if (self.position(), self.generation()) != (position, generation):
+                    raise RetryLater(
+                        "profiles.db: the resolver committed while the unmerge was planned — "
+                        "planning it again"
+                    )
+                _purge(conn, split.removed)
+                _write(conn, split.changes)
+                conn.executemany(
+                    "INSERT OR IGNORE INTO links VALUES (?, ?)",
+                    [(account, user) for user, account in split.links],
+                )
+                merge = split.merge
+                conn.execute(
+                    "INSERT OR REPLACE INTO unmerges VALUES (?, ?, ?, ?, ?)",
+                    (
+                        split.excluded,
+                        merge.message_id,
+                        merge.segment_id,
+                        merge.canonical_segment_id,
+                        time.time_ns() // 1000,
+                    ),
+                )
+                _bump_generation(conn)
+        except sqlite3.OperationalError as exc:
+            raise RetryLater(f"profiles.db: {exc}") from exc
 
     def owner(self, id: ExternalId) -> str | None:
         row = (
@@ -301,6 +360,15 @@ class SqliteProfileStore:
             for row in rows
         ]
 
+    def kept_out(self, id: ExternalId) -> list[str]:
+        """Profiles with events that carried ``id`` but were kept from taking it."""
+        rows = self._conn().execute(
+            "SELECT DISTINCT segment_id FROM violations WHERE type = ? AND value = ? "
+            "AND segment_id IS NOT NULL",
+            id,
+        )
+        return [row[0] for row in rows]
+
     def count(self) -> dict[str, int]:
         rows = self._conn().execute(
             "SELECT collection, count(*) FROM profiles GROUP BY collection ORDER BY collection"
@@ -314,6 +382,25 @@ class SqliteProfileStore:
         self._readers.close()
         if self._writer is not None:
             self._writer.close()
+
+
+def _purge(conn: sqlite3.Connection, members: list[str]) -> None:
+    """Delete profiles ``members`` and everything placed on or linked to them."""
+    marks = ",".join("?" * len(members))
+    for table in ("identifiers", "traits", "links", "profile_events", "violations"):
+        conn.execute(f"DELETE FROM {table} WHERE segment_id IN ({marks})", members)
+    conn.execute(f"DELETE FROM links WHERE linked IN ({marks})", members)
+    conn.execute(f"DELETE FROM merges WHERE segment_id IN ({marks})", members)
+    conn.execute(f"DELETE FROM profiles WHERE segment_id IN ({marks})", members)
+
+
+def _bump_generation(conn: sqlite3.Connection) -> None:
+    """A resolver that sees the generation move drops its cache and re-resolves its batch."""
+    conn.execute(
+        "INSERT INTO position (stream, seq) VALUES (?, 1) "
+        "ON CONFLICT (stream) DO UPDATE SET seq = seq + 1",
+        (_GENERATION,),
+    )
 
 
 def _write(conn: sqlite3.Connection, changes: Changes) -> None:
