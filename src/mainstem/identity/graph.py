@@ -73,6 +73,8 @@ class Profile:
     """segment_ids of linked profiles in the other collection (users ↔ accounts)."""
     changed: set[str] = field(default_factory=set)
     """Trait keys changed since a store last wrote this profile (it writes only those)."""
+    relinked: bool = False
+    """``links`` changed since a store last wrote this profile (it rewrites them only then)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +112,10 @@ class Event:
     ids: tuple[ExternalId, ...]
     group: ExternalId | None = None
     traits: Mapping[str, Any] = field(default_factory=dict)
+
+    def identifiers(self) -> tuple[ExternalId, ...]:
+        """The user identifiers and the group id, if any."""
+        return self.ids if self.group is None else (*self.ids, self.group)
 
     @classmethod
     def from_message(
@@ -293,6 +299,15 @@ def resolve(state: GraphState, rules: Rules, event: Event) -> Resolution:
 def _resolve_user(
     state: GraphState, rules: Rules, event: Event, ids: list[ExternalId], result: Resolution
 ) -> str:
+    # The common case, a known visitor: every identifier is already on one profile (an
+    # identifier is on exactly the profile that owns it), so nothing merges, nothing is new and
+    # no limit can be raised.
+    known = state.owner(ids[0])
+    if known is not None:
+        profile = state.profile(known)
+        held = profile.identifiers
+        if all(id in held for id in ids):
+            return _place(state, profile, event, ())
     attach_only = False
     while True:
         matches: dict[str, ExternalId] = {}
@@ -340,6 +355,11 @@ def _resolve_user(
                 profile.identifiers[id] = identifier
                 result.added.append((profile.segment_id, identifier))
                 claimed.append(id)
+    return _place(state, profile, event, claimed)
+
+
+def _place(state: GraphState, profile: Profile, event: Event, claimed: Iterable[ExternalId]) -> str:
+    """Put ``event`` on ``profile``: its times, an identify's traits; hand the profile back."""
     _touch(profile, event)
     if event.type == "identify":
         profile.changed.update(
@@ -369,8 +389,11 @@ def _resolve_account(state: GraphState, event: Event, group: ExternalId, result:
         user = state.profile(result.segment_id)
         if account.segment_id not in user.links:
             user.links.add(account.segment_id)
+            user.relinked = True
             state.save(user, ())
-        account.links.add(result.segment_id)
+        if result.segment_id not in account.links:
+            account.links.add(result.segment_id)
+            account.relinked = True
     state.save(account, claimed)
     return account.segment_id
 
@@ -417,7 +440,9 @@ def _absorb(state: GraphState, profile: Profile, other: Profile) -> None:
         profile.last_source_id = other.last_source_id
     for linked in other.links:
         profile.links.add(linked)
+        profile.relinked = True
         account = state.profile(linked)
         account.links.discard(other.segment_id)
         account.links.add(profile.segment_id)
+        account.relinked = True
         state.save(account, ())

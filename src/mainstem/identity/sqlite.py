@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -118,6 +118,8 @@ MIGRATIONS = (
 )
 
 _STREAM = "events"
+_CHUNK = 500
+"""Host parameters per ``IN (...)`` lookup: well under SQLite's limit."""
 _GENERATION = "generation"
 _encode = msgspec.json.Encoder().encode
 _decode = msgspec.json.Decoder().decode
@@ -222,44 +224,67 @@ class SqliteProfileStore:
         return str(row[0]) if row else None
 
     def load(self, segment_id: str) -> Profile | None:
+        return self.load_many([segment_id]).get(segment_id)
+
+    def owners(self, ids: Sequence[ExternalId]) -> dict[ExternalId, str]:
+        """The live profile of each of ``ids`` that one holds, in a few queries."""
         conn = self._conn()
-        row = conn.execute(
-            "SELECT collection, created_at, first_message_id, first_source_id, updated_at, "
-            "last_message_id, last_source_id, merges FROM profiles WHERE segment_id = ?",
-            (segment_id,),
-        ).fetchone()
-        if row is None:
-            return None
-        profile = Profile(
-            segment_id=segment_id,
-            collection=row[0],
-            created_at=row[1],
-            first_message_id=row[2],
-            first_source_id=row[3],
-            updated_at=row[4],
-            last_message_id=row[5],
-            last_source_id=row[6],
-            merges=row[7],
-        )
-        for type, value, source_id, first_message_id, created_at in conn.execute(
-            "SELECT type, value, source_id, first_message_id, created_at FROM identifiers "
-            "WHERE segment_id = ? ORDER BY created_at, type, value",
-            (segment_id,),
-        ):
-            key = ExternalId(type, value)
-            profile.identifiers[key] = Identifier(key, source_id, first_message_id, created_at)
-        for key, value, updated_at, source_id, removed in conn.execute(
-            "SELECT key, value, updated_at, source_id, removed FROM traits WHERE segment_id = ?",
-            (segment_id,),
-        ):
-            profile.traits[key] = Trait(_decode(value), updated_at, source_id, bool(removed))
-        profile.links = {
-            linked
-            for (linked,) in conn.execute(
-                "SELECT linked FROM links WHERE segment_id = ?", (segment_id,)
-            )
-        }
-        return profile
+        by_type: dict[str, list[str]] = {}
+        for id in ids:
+            by_type.setdefault(id.type, []).append(id.value)
+        found: dict[ExternalId, str] = {}
+        # ``type = ? AND value IN (...)`` walks the primary key; a row-value IN does not.
+        for type, values in by_type.items():
+            for start in range(0, len(values), _CHUNK):
+                chunk = values[start : start + _CHUNK]
+                rows = conn.execute(
+                    "SELECT value, segment_id FROM identifiers "
+                    f"WHERE type = ? AND value IN ({','.join('?' * len(chunk))})",
+                    (type, *chunk),
+                )
+                for value, segment_id in rows:
+                    found[ExternalId(type, value)] = segment_id
+        return found
+
+    def load_many(self, segment_ids: Sequence[str]) -> dict[str, Profile]:
+        """The live profiles among ``segment_ids`` with identifiers, traits and links."""
+        conn = self._conn()
+        found: dict[str, Profile] = {}
+        for start in range(0, len(segment_ids), _CHUNK):
+            chunk = segment_ids[start : start + _CHUNK]
+            marks = ",".join("?" * len(chunk))
+            for row in conn.execute(
+                "SELECT segment_id, collection, created_at, first_message_id, first_source_id, "
+                "updated_at, last_message_id, last_source_id, merges FROM profiles "
+                f"WHERE segment_id IN ({marks})",
+                chunk,
+            ):
+                found[row[0]] = Profile(*row[:8], merges=row[8])
+            if not found:
+                continue
+            for segment_id, type, value, source_id, first_message_id, created_at in conn.execute(
+                "SELECT segment_id, type, value, source_id, first_message_id, created_at "
+                f"FROM identifiers WHERE segment_id IN ({marks}) "
+                "ORDER BY segment_id, created_at, type, value",
+                chunk,
+            ):
+                key = ExternalId(type, value)
+                found[segment_id].identifiers[key] = Identifier(
+                    key, source_id, first_message_id, created_at
+                )
+            for segment_id, key, value, updated_at, source_id, removed in conn.execute(
+                "SELECT segment_id, key, value, updated_at, source_id, removed FROM traits "
+                f"WHERE segment_id IN ({marks})",
+                chunk,
+            ):
+                found[segment_id].traits[key] = Trait(
+                    _decode(value), updated_at, source_id, bool(removed)
+                )
+            for segment_id, linked in conn.execute(
+                f"SELECT segment_id, linked FROM links WHERE segment_id IN ({marks})", chunk
+            ):
+                found[segment_id].links.add(linked)
+        return found
 
     def commit(self, changes: Changes, position: int, expected: int) -> None:
         assert self._writer is not None, "opened read-only"
@@ -454,17 +479,18 @@ def _write(conn: sqlite3.Connection, changes: Changes) -> None:
     )
     for p in profiles:
         p.changed.clear()  # a failed commit resets the resolver's cache, so this is safe
-    linked = [p for p in profiles if p.links]
+    relinked = [p for p in profiles if p.relinked]
     conn.executemany(
         "INSERT OR IGNORE INTO links VALUES (?, ?)",
-        [(p.segment_id, other) for p in linked for other in p.links],
+        [(p.segment_id, other) for p in relinked for other in p.links],
     )
-    for p in linked:
+    for p in relinked:
         marks = ",".join("?" * len(p.links))
         conn.execute(
             f"DELETE FROM links WHERE segment_id = ? AND linked NOT IN ({marks})",
             (p.segment_id, *p.links),
         )
+        p.relinked = False
     conn.executemany(
         "INSERT OR REPLACE INTO profile_events VALUES (?, ?, ?, ?, ?)",
         [

@@ -7,6 +7,7 @@ landed, and the resolver's position in the event store — committed together.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -45,6 +46,14 @@ class ProfileStore(Protocol):
     def load(self, segment_id: str) -> Profile | None:
         """The live profile with identifiers, traits and links; ``None`` when unknown or merged
         away."""
+        ...
+
+    def owners(self, ids: Sequence[ExternalId]) -> dict[ExternalId, str]:
+        """:meth:`owner` of many identifiers in a few queries; unheld ones are left out."""
+        ...
+
+    def load_many(self, segment_ids: Sequence[str]) -> dict[str, Profile]:
+        """:meth:`load` of many profiles in a few queries; unknown ones are left out."""
         ...
 
     def generation(self) -> int:

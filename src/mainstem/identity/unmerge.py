@@ -220,7 +220,9 @@ def _replay(
         account = component.owner(group)
         if account is not None:
             split.links.add((state.canonical(user), account))
-            state.profiles[state.canonical(user)].links.add(account)
+            profile = state.profiles[state.canonical(user)]
+            profile.links.add(account)
+            profile.relinked = True
     for profile in state.profiles.values():
         profile.changed.update(profile.traits)
         split.changes.profiles[profile.segment_id] = profile
