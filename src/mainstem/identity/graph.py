@@ -101,9 +101,10 @@ class Drop:
     rule: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Event:
-    """What resolution needs of one stored message."""
+    """What resolution needs of one stored message. (Not frozen: a frozen dataclass is slower
+    to build, and one is built per event.)"""
 
     message_id: str
     source_id: str
