@@ -263,7 +263,17 @@ class SqliteProfileStore:
                 f"WHERE segment_id IN ({marks})",
                 chunk,
             ):
-                found[row[0]] = Profile(*row[:8], merges=row[8])
+                found[row[0]] = Profile(
+                    segment_id=row[0],
+                    collection=row[1],
+                    created_at=row[2],
+                    first_message_id=row[3],
+                    first_source_id=row[4],
+                    updated_at=row[5],
+                    last_message_id=row[6],
+                    last_source_id=row[7],
+                    merges=row[8],
+                )
             if not found:
                 continue
             for segment_id, type, value, source_id, first_message_id, created_at in conn.execute(
