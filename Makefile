@@ -23,6 +23,7 @@ lint: dev
 bench: dev wrk postgres
 	$(BIN)/python bench/ingest.py
 	cd bench && ../$(BIN)/python scale.py
+	$(BIN)/python bench/identity.py
 
 install: $(VENV)/.installed
 dev: $(VENV)/.dev-installed

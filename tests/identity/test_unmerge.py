@@ -174,6 +174,16 @@ def test_cli_unmerge_prints_the_profiles_it_split_into(pipeline: Pipeline) -> No
             f"  {alice}: anonymous_id:laptop, user_id:alice",
         ]
     )
+    explained = runner.invoke(
+        app,
+        ["profile", "explain", "anonymous_id:tablet", "--data-dir", str(pipeline.root)],
+        env={"COLUMNS": "200"},
+    )
+    assert explained.exit_code == 0, explained.output
+    assert "├── unmerges (1)" in explained.output
+    assert f"{alice} split off {tablet} at " in explained.output
+    assert ": #4 m4 kept out of identity" in explained.output
+    assert "├── merges (0)" in explained.output
     again = runner.invoke(app, ["profile", "unmerge", alice, "--data-dir", str(pipeline.root)])
     assert again.exit_code == 1
     assert f"{alice} was not merged into another profile" in again.output

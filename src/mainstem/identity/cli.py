@@ -238,6 +238,15 @@ def _tree(found: report.Explanation) -> Tree:
                 f"(within {merge.rule})"
             )
         )
+    if found.unmerges:
+        undone = tree.add(Text(f"unmerges ({len(found.unmerges)})"))
+        for u in found.unmerges:
+            undone.add(
+                Text(
+                    f"{u.segment_id} split off {u.canonical_segment_id} at {_time(u.at)}: "
+                    f"#{u.seq} {u.message_id} kept out of identity"
+                )
+            )
     dropped = tree.add(Text(f"identifiers kept out ({len(found.violations)})"))
     for v in found.violations:
         dropped.add(Text(f"{v.drop.id} on {v.message_id}: {v.drop.reason} ({v.drop.rule})"))

@@ -14,7 +14,7 @@ from mainstem.identity.graph import Event, Merge, Profile
 from mainstem.identity.identifiers import CustomIdentifier, ExternalId
 from mainstem.identity.rules import Rules
 from mainstem.identity.sqlite import SqliteProfileStore
-from mainstem.identity.store import PlacedEvent, ProfileStore, Violation
+from mainstem.identity.store import PlacedEvent, ProfileStore, Unmerge, Violation
 from mainstem.storage import EventQuery, PipelineStore
 
 
@@ -40,6 +40,8 @@ class Explanation:
     """The profile and every profile merged into it."""
     merges: list[Merge]
     violations: list[Violation]
+    unmerges: list[Unmerge]
+    """Merges undone that involved this profile."""
     events: list[PlacedEvent]
     """The most recent events, newest first."""
     links: list[Profile]
@@ -54,6 +56,7 @@ def explain(store: ProfileStore, ref: str, *, events: int = 20) -> Explanation:
         members=members,
         merges=store.merges(members),
         violations=store.violations(members),
+        unmerges=store.unmerges(members),
         events=store.events(members, limit=events),
         links=[p for p in linked if p is not None],
     )

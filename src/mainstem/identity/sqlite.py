@@ -19,7 +19,7 @@ from mainstem.errors import RetryLater
 from mainstem.identity.cache import Changes
 from mainstem.identity.graph import Drop, Identifier, Merge, Profile
 from mainstem.identity.identifiers import ExternalId
-from mainstem.identity.store import PlacedEvent, Violation
+from mainstem.identity.store import PlacedEvent, Unmerge, Violation
 from mainstem.identity.traits import Trait
 from mainstem.identity.unmerge import Split
 from mainstem.storage.sqlite.connection import Readers, connect, migrate, transaction
@@ -398,6 +398,15 @@ class SqliteProfileStore:
             Violation(row[0], row[1], row[2], Drop(ExternalId(row[3], row[4]), row[5], row[6]))
             for row in rows
         ]
+
+    def unmerges(self, segment_ids: list[str]) -> list[Unmerge]:
+        marks = ",".join("?" * len(segment_ids))
+        rows = self._conn().execute(
+            "SELECT seq, message_id, segment_id, canonical_segment_id, at FROM unmerges "
+            f"WHERE segment_id IN ({marks}) OR canonical_segment_id IN ({marks}) ORDER BY at, seq",
+            (*segment_ids, *segment_ids),
+        )
+        return [Unmerge(*row) for row in rows]
 
     def kept_out(self, id: ExternalId) -> list[str]:
         """Profiles with events that carried ``id`` but were kept from taking it."""

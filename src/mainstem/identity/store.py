@@ -34,6 +34,19 @@ class Violation:
     drop: Drop
 
 
+@dataclass(frozen=True, slots=True)
+class Unmerge:
+    seq: int
+    """Event-store seq of the merging message, now kept out of identity."""
+    message_id: str
+    segment_id: str
+    """The profile split back off."""
+    canonical_segment_id: str
+    """The profile it had been merged into."""
+    at: int
+    """When the unmerge ran (µs, wall clock)."""
+
+
 class ProfileStore(Protocol):
     def position(self) -> int:
         """The last event-store seq whose effects are committed (0 when none)."""
@@ -92,6 +105,10 @@ class ProfileStore(Protocol):
 
     def merges(self, segment_ids: list[str]) -> list[Merge]:
         """Merges into any of ``segment_ids``, oldest first."""
+        ...
+
+    def unmerges(self, segment_ids: list[str]) -> list[Unmerge]:
+        """Unmerges that split any of ``segment_ids`` off or out of another, oldest first."""
         ...
 
     def violations(self, segment_ids: list[str], limit: int = 100) -> list[Violation]:
