@@ -257,12 +257,17 @@ def _violation(
     largest = max((len(p.identifiers) for p in profiles), default=0)
     if len(union) > rules.max_identifiers and len(union) > largest:
         return MAPPING_LIMIT, f"at most {rules.max_identifiers} identifiers per profile"
-    for type in sorted({key.type for key in union}, key=rules.rank):
+    by_type: dict[str, list[int]] = {}
+    for key, seen in union.items():
+        by_type.setdefault(key.type, []).append(seen)
+    for type in sorted(by_type, key=rules.rank):
         limit = rules.limit(type)
+        times = by_type[type]
+        if len(times) <= limit.values:
+            continue  # within the limit even counting every value ever seen
         span = WINDOWS[limit.window]
         since = at - span if span is not None else None
-
-        total = _count(union.items(), type, since)
+        total = len(times) if since is None else sum(1 for t in times if t >= since)
         if total <= limit.values:
             continue
         before = max(
