@@ -327,6 +327,22 @@ def test_delete_identifier_errors(
     assert response.json() == {"error": {"code": code, "message": message.replace("{sid}", sid)}}
 
 
+def test_identifiers_of_accounts_cannot_be_deleted(world: InProcess) -> None:
+    response = world.client.post(
+        "/v1/spaces/main/collections/accounts/profiles/group_id:g1/external_ids/delete",
+        json={"delete_external_ids": [{"id": "g1", "type": "group_id"}]},
+        auth=AUTH,
+    )
+    assert response.status_code == 404
+    assert response.json() == {
+        "error": {
+            "code": "not_found",
+            "message": "identifiers can be deleted from users profiles only — account profiles "
+            "are keyed by their group_id",
+        }
+    }
+
+
 def test_delete_identifier_needs_the_access_token(world: InProcess) -> None:
     response = world.client.post(
         f"{BASE}/user_id:u1/external_ids/delete",

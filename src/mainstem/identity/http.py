@@ -280,12 +280,23 @@ def build_profiles_api(
             )
         return _json({"data": data})
 
-    @app.post("/v1/spaces/{space}/collections/users/profiles/{profile_id}/external_ids/delete")
+    @app.post(PREFIX + "/external_ids/delete")
     def delete_external_id(
-        request: Request, space: str, profile_id: str, body: Annotated[Any, Body()]
+        request: Request,
+        space: str,
+        collection: str,
+        profile_id: str,
+        body: Annotated[Any, Body()],
     ) -> Response:
-        """Segment's Delete Profile Identifier API (reference §3.9): exactly one identifier."""
+        """Segment's Delete Profile Identifier API (reference §3.9): exactly one identifier,
+        users only."""
         authorize(request)
+        if collection != "users":
+            raise NotFound(
+                "identifiers can be deleted from users profiles only — account profiles are "
+                "keyed by their group_id",
+                code="not_found",
+            )
         ids = body.get("delete_external_ids") if isinstance(body, dict) else None
         if not isinstance(ids, list) or len(ids) != 1 or not _is_external_id(ids[0]):
             raise RequestError(
