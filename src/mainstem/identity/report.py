@@ -13,7 +13,6 @@ from mainstem.identity import unmerge as unmerging
 from mainstem.identity.graph import Event, Merge, Profile
 from mainstem.identity.identifiers import CustomIdentifier, ExternalId
 from mainstem.identity.rules import Rules
-from mainstem.identity.sqlite import SqliteProfileStore
 from mainstem.identity.store import PlacedEvent, ProfileStore, Unmerge, Violation
 from mainstem.storage import EventQuery, PipelineStore
 
@@ -74,7 +73,7 @@ def delete(store: ProfileStore, ref: str) -> tuple[Profile, int]:
 
 
 def unmerge(
-    store: SqliteProfileStore,
+    store: ProfileStore,
     events: PipelineStore,
     segment_id: str,
     *,
@@ -141,7 +140,7 @@ def check_identifier_deletion(profile: Profile, id: ExternalId) -> None:
         )
 
 
-def delete_identifier(store: SqliteProfileStore, ref: str, id: ExternalId) -> Profile:
+def delete_identifier(store: ProfileStore, ref: str, id: ExternalId) -> Profile:
     """Take ``id`` off the profile ``ref`` names; its traits, events and merge history stay.
     A later event carrying ``id`` resolves as if no profile held it. Returns the profile as it
     is now.

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from mainstem.identity.cache import Changes
 from mainstem.identity.graph import Drop, Merge, Profile
 from mainstem.identity.identifiers import ExternalId
+
+if TYPE_CHECKING:  # unmerge reads this module's records
+    from mainstem.identity.unmerge import Split
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +90,25 @@ class ProfileStore(Protocol):
         """Delete live profile ``segment_id`` and everything about it: identifiers, traits,
         links, merges into it, its event placements and violations; bump the generation.
         Returns how many profiles (it and those merged into it) were removed."""
+        ...
+
+    def delete_identifier(self, segment_id: str, id: ExternalId) -> bool:
+        """Take ``id`` off live profile ``segment_id`` (its traits, events and merges stay);
+        ``False`` when the profile does not hold it. Bumps the generation."""
+        ...
+
+    def split(self, split: Split, *, position: int, generation: int) -> None:
+        """Replace the component ``split`` replayed, if position and generation are still
+        those the split was planned at.
+
+        Raises:
+            RetryLater: they moved (plan the split again) or the database is busy; nothing
+                was written.
+        """
+        ...
+
+    def kept_out(self, id: ExternalId) -> list[str]:
+        """Profiles with events that carried ``id`` but were kept from taking it."""
         ...
 
     def canonical(self, segment_id: str) -> str | None:
