@@ -13,10 +13,12 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from mainstem.cli import app
-from mainstem.errors import NotFound
+from mainstem.errors import NotFound, RequestError
 from mainstem.identity import report
+from mainstem.identity import unmerge as unmerging
 from mainstem.identity.identifiers import ExternalId
 from mainstem.identity.resolver import Resolver
+from mainstem.identity.rules import Rules
 from mainstem.identity.sqlite import SqliteProfileStore
 
 from ..conftest import ADMIN_TOKEN, WRITE_KEY, InProcess
@@ -314,3 +316,21 @@ def test_admin_api_unmerges(inproc: InProcess) -> None:
     assert again.json()["error"]["code"] == "not_found"
     denied = inproc.client.post(f"/api/v1/profiles/{alice}/unmerge")
     assert denied.status_code == 401
+
+
+def test_unmerge_is_refused_when_the_events_are_gone_from_the_event_store(
+    pipeline: Pipeline,
+) -> None:
+    store = build(pipeline, SHARED_TABLET[:4])
+    try:
+        tablet = owner(store, "anonymous_id:tablet")
+        alice = store.merges(store.members(tablet))[0].segment_id
+        with pytest.raises(RequestError) as raised:
+            unmerging.plan(store, lambda seqs: {}, Rules(), alice)
+        assert raised.value.message == (
+            f"event #1 of {tablet} is gone from the event store (retention) — "
+            "the profile can no longer be replayed without it"
+        )
+        assert store.merges(store.members(tablet))[0].segment_id == alice  # nothing changed
+    finally:
+        store.close()

@@ -143,7 +143,7 @@ def _gather(
         missing = [seq for seq in wanted if seq not in got]
         if missing:
             raise RequestError(
-                f"event #{missing[0]} of {profile} is gone from the event store (retention) — "
+                f"event #{min(missing)} of {profile} is gone from the event store (retention) — "
                 "the profile can no longer be replayed without it"
             )
         events.update(got)
