@@ -332,6 +332,7 @@ def _resolve_user(
         lowest = max(reversed(ids), key=lambda id: rules.rank(id.type))
         ids.remove(lowest)
         result.dropped.append(Drop(lowest, *violation))
+    claimed: list[ExternalId] = []
     if not profiles:
         profile = _new_profile(state, "users", event)
         result.created.append(profile.segment_id)
@@ -339,6 +340,7 @@ def _resolve_user(
         profiles.sort(key=lambda p: (p.created_at, p.segment_id))
         profile = profiles[0]
         for other in profiles[1:]:
+            claimed.extend(other.identifiers)  # the survivor's own stay where they are
             via = matches[other.segment_id]
             merge = Merge(
                 segment_id=other.segment_id,
@@ -353,7 +355,6 @@ def _resolve_user(
             _absorb(state, profile, other)
             state.retire(merge)
             result.merges.append(merge)
-    claimed = [key for key in profile.identifiers] if len(profiles) > 1 else []
     if not attach_only:
         for id in ids:
             if id not in profile.identifiers:
