@@ -26,6 +26,7 @@ bench: dev wrk postgres
 	$(BIN)/python bench/delivery.py
 	$(BIN)/python bench/warehouse.py
 	cd bench && ../$(BIN)/python scale.py
+	$(BIN)/python bench/identity.py
 
 install: $(VENV)/.installed
 dev: $(VENV)/.dev-installed

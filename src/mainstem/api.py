@@ -19,7 +19,9 @@ from mainstem.config import Source
 from mainstem.destinations import service as destination_service
 from mainstem.destinations.spec import Destination
 from mainstem.destinations.state import DeliveryState
-from mainstem.errors import MainstemError, RequestError, Unauthorized
+from mainstem.errors import MainstemError, NotFound, RequestError, Unauthorized
+from mainstem.identity import views as profile_views
+from mainstem.identity.editor import ProfileEditor
 from mainstem.plans import report as violations_report
 from mainstem.secret import Secret
 from mainstem.settings import parse_duration
@@ -75,6 +77,7 @@ def build_api(
     metrics: Callable[[], bytes],
     delivery: Callable[[], tuple[Sequence[Destination], DeliveryState | None]] | None = None,
     sources: Callable[[], Sequence[Source]] | None = None,
+    profiles: Callable[[], ProfileEditor | None] | None = None,
 ) -> FastAPI:
     app = FastAPI(
         title="Mainstem admin API",
@@ -273,6 +276,18 @@ def build_api(
     @app.get("/ui/{name}", summary="The web UI's script and style sheet", tags=["ui"])
     def get_ui_asset(name: str) -> Response:
         return Response(ui.asset(name), media_type=ui.media_type(name))
+
+    @app.post(
+        "/api/v1/profiles/{segment_id}/unmerge",
+        summary="Split a merged-away profile back off, resolving the linked events again",
+    )
+    def unmerge_profile(request: Request, segment_id: str) -> Response:
+        authorize(request)
+        editor = profiles() if profiles is not None else None
+        if editor is None:
+            raise NotFound("identity resolution is off — set `identity: true` in settings")
+        done = editor.unmerge(segment_id)
+        return Response(_encode({"data": profile_views.split(done)}), media_type="application/json")
 
     @app.get("/health", summary="Ready when storage is open", tags=["operations"])
     def get_health() -> JSONResponse:

@@ -30,6 +30,7 @@ from mainstem.functions.source import PREFIX as FUNCTIONS_PREFIX
 from mainstem.functions.source import SourceFunctions
 from mainstem.gateway import Gateway, Receive, Scope, Send
 from mainstem.identity import resolver as identity
+from mainstem.identity.editor import ProfileEditor
 from mainstem.identity.http import build_profiles_api
 from mainstem.identity.sqlite import FILE_NAME as PROFILES_FILE
 from mainstem.identity.sqlite import SqliteProfileStore
@@ -112,10 +113,14 @@ class App:
             self.metrics.render,
             delivery=lambda: (self.workspace.destinations, self._deliveries()),
             sources=lambda: self.workspace.sources,
+            profiles=self._profile_editor,
         )
         self.functions = SourceFunctions(lambda: self.workspace, lambda: self.gateway)
         self.profiles_api = build_profiles_api(
-            lambda: self.profiles, self._store, lambda: self.workspace.admin_token
+            lambda: self.profiles,
+            self._store,
+            lambda: self.workspace.admin_token,
+            self._profile_editor,
         )
 
     def _destination_overview(self) -> list[dict[str, Any]]:
@@ -134,6 +139,16 @@ class App:
                 PostgresDeliveryState(url) if url else delivery_service.open_state(self.data.root)
             )
         return self._delivery_state
+
+    def _profile_editor(self) -> ProfileEditor | None:
+        if self.profiles is None:
+            return None
+        return ProfileEditor(
+            self.profiles.path,
+            self._store,
+            lambda: self.workspace.identity,
+            fsync=self.workspace.settings.fsync,
+        )
 
     def _store(self) -> PipelineStore:
         if self.store is None:

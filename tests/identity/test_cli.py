@@ -111,3 +111,24 @@ def test_delete_asks_then_removes_the_profile(pipeline: Pipeline) -> None:
     assert result.output.endswith(" (1 profile(s) including merged ones)\n")
     gone = runner.invoke(app, ["profile", "show", "user_id:u2", "--data-dir", str(root)])
     assert gone.exit_code == 1
+
+
+def test_delete_identifier_takes_one_identifier_off(pipeline: Pipeline) -> None:
+    root = _build(pipeline)
+    args = ["--data-dir", str(root)]
+    result = runner.invoke(
+        app, ["profile", "delete-identifier", "user_id:u1", "email:a@b.com", *args]
+    )
+    assert result.exit_code == 0, result.output
+    shown = json.loads(runner.invoke(app, ["profile", "show", "user_id:u1", *args]).output)
+    assert result.output == (
+        f"deleted email:a@b.com from {shown['segment_id']} (now: anonymous_id:laptop, user_id:u1)\n"
+    )
+    assert [i["type"] for i in shown["external_ids"]] == ["anonymous_id", "user_id"]
+    assert shown["traits"] == {"email": "a@b.com", "plan": "pro"}
+    last = runner.invoke(app, ["profile", "delete-identifier", "user_id:u1", "user_id:u1", *args])
+    assert last.exit_code == 1
+    assert "user_id:u1 is the last user_id of" in last.output
+    bad = runner.invoke(app, ["profile", "delete-identifier", "user_id:u1", "nope", *args])
+    assert bad.exit_code == 1
+    assert "'nope' is not type:value — e.g. email:a@b.com" in bad.output

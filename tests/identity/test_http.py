@@ -245,3 +245,128 @@ def test_bad_parameters_are_400(world: InProcess) -> None:
             "message": "next='x' is not a cursor — pass back cursor.next of the previous page",
         }
     }
+
+
+# --- Delete Profile Identifier (reference §3.9) ------------------------------------------------
+
+
+def delete_ids(world: InProcess, profile: str, body: Any) -> Any:
+    return world.client.post(f"{BASE}/{profile}/external_ids/delete", json=body, auth=AUTH)
+
+
+def test_delete_identifier_takes_it_off_and_keeps_traits_and_events(world: InProcess) -> None:
+    response = delete_ids(
+        world, "user_id:u1", {"delete_external_ids": [{"id": "a1", "type": "anonymous_id"}]}
+    )
+    assert response.status_code == 200, response.text
+    segment_id = _segment_id(world)
+    assert response.json() == {
+        "segment_id": segment_id,
+        "deleted_external_ids": [{"id": "a1", "type": "anonymous_id"}],
+    }
+    ids = get(world, f"{BASE}/user_id:u1/external_ids")["data"]
+    assert sorted((i["type"], i["id"]) for i in ids) == [("email", "ann@x.com"), ("user_id", "u1")]
+    assert get(world, f"{BASE}/user_id:u1/traits")["traits"]["plan"] == "pro"
+    assert len(get(world, f"{BASE}/user_id:u1/events")["data"]) == 4
+    missing = world.client.get(f"{BASE}/anonymous_id:a1/traits", auth=AUTH)
+    assert missing.status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("profile", "body", "status", "code", "message"),
+    [
+        (
+            "user_id:u1",
+            {"delete_external_ids": [{"id": "u1", "type": "user_id"}]},
+            400,
+            "bad_request",
+            "user_id:u1 is the last user_id of {sid} and cannot be deleted",
+        ),
+        (
+            "user_id:u1",
+            {"delete_external_ids": [{"id": "g1", "type": "group_id"}]},
+            400,
+            "unsupported_eid_type",
+            "group_id identifiers cannot be deleted — they key account profiles",
+        ),
+        (
+            "user_id:u1",
+            {"delete_external_ids": [{"id": "zed", "type": "email"}]},
+            404,
+            "eid_not_found",
+            "{sid} has no identifier email:zed",
+        ),
+        (
+            "user_id:u1",
+            {
+                "delete_external_ids": [
+                    {"id": "a1", "type": "anonymous_id"},
+                    {"id": "ann@x.com", "type": "email"},
+                ]
+            },
+            400,
+            "bad_request",
+            'send {"delete_external_ids": [{"id": "...", "type": "..."}]} with exactly one '
+            "identifier",
+        ),
+        (
+            "user_id:nobody",
+            {"delete_external_ids": [{"id": "a1", "type": "anonymous_id"}]},
+            404,
+            "not_found",
+            "no profile has 'user_id:nobody'",
+        ),
+    ],
+)
+def test_delete_identifier_errors(
+    world: InProcess, profile: str, body: Any, status: int, code: str, message: str
+) -> None:
+    sid = _segment_id(world)
+    response = delete_ids(world, profile, body)
+    assert response.status_code == status, response.text
+    assert response.json() == {"error": {"code": code, "message": message.replace("{sid}", sid)}}
+
+
+def test_identifiers_of_accounts_cannot_be_deleted(world: InProcess) -> None:
+    response = world.client.post(
+        "/v1/spaces/main/collections/accounts/profiles/group_id:g1/external_ids/delete",
+        json={"delete_external_ids": [{"id": "g1", "type": "group_id"}]},
+        auth=AUTH,
+    )
+    assert response.status_code == 404
+    assert response.json() == {
+        "error": {
+            "code": "not_found",
+            "message": "identifiers can be deleted from users profiles only — account profiles "
+            "are keyed by their group_id",
+        }
+    }
+
+
+def test_delete_identifier_needs_the_access_token(world: InProcess) -> None:
+    response = world.client.post(
+        f"{BASE}/user_id:u1/external_ids/delete",
+        json={"delete_external_ids": [{"id": "a1", "type": "anonymous_id"}]},
+    )
+    assert response.status_code == 401
+    assert response.json()["error"]["code"] == "authentication_error"
+
+
+def test_a_later_event_with_a_deleted_identifier_starts_a_new_profile(world: InProcess) -> None:
+    body = {"delete_external_ids": [{"id": "a1", "type": "anonymous_id"}]}
+    assert delete_ids(world, "user_id:u1", body).status_code == 200
+    batch = [message("page", 9, 9, anonymousId="a1", name="Back")]
+    response = world.client.post("/v1/batch", json={"batch": batch}, auth=(WRITE_KEY, ""))
+    assert response.status_code == 200, response.text
+    world.process()
+    assert world.app.store is not None
+    profiles = SqliteProfileStore(world.app.data.root / "profiles.db", fsync=False)
+    try:
+        assert Resolver(world.app.store, profiles).sync() == 1
+    finally:
+        profiles.close()
+    fresh = get(world, f"{BASE}/anonymous_id:a1/external_ids")["data"]
+    assert [(i["type"], i["id"]) for i in fresh] == [("anonymous_id", "a1")]
+    assert get(world, f"{BASE}/anonymous_id:a1/events")["data"][0]["related"]["users"] != (
+        _segment_id(world)
+    )

@@ -8,7 +8,7 @@ never written.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -23,6 +23,14 @@ class Lookup(Protocol):
 
     def load(self, segment_id: str) -> Profile | None:
         """The committed live profile, or ``None``."""
+        ...
+
+    def owners(self, ids: Sequence[ExternalId]) -> dict[ExternalId, str]:
+        """:meth:`owner` of many identifiers at once; those no profile holds are left out."""
+        ...
+
+    def load_many(self, segment_ids: Sequence[str]) -> dict[str, Profile]:
+        """:meth:`load` of many profiles at once; unknown ones are left out."""
         ...
 
 
@@ -75,6 +83,19 @@ class CachedState:
                 raise KeyError(segment_id)
             self._profiles[segment_id] = found
         return found
+
+    def prefetch(self, ids: Iterable[ExternalId]) -> None:
+        """Look up the owners of ``ids`` not cached yet, and their profiles, in a few bulk reads
+        instead of one query per identifier while resolving."""
+        unknown = [id for id in dict.fromkeys(ids) if id not in self._owners]
+        if not unknown:
+            return
+        found = self.lookup.owners(unknown)
+        for id in unknown:
+            self._owners[id] = found.get(id, _MISSING)
+        wanted = [s for s in dict.fromkeys(found.values()) if s not in self._profiles]
+        if wanted:
+            self._profiles.update(self.lookup.load_many(wanted))
 
     def save(self, profile: Profile, claimed: Iterable[ExternalId]) -> None:
         self._profiles[profile.segment_id] = profile

@@ -15,12 +15,15 @@ from rich.tree import Tree
 from mainstem import config, timestamps
 from mainstem.errors import MainstemError
 from mainstem.identity import report
+from mainstem.identity.identifiers import ExternalId
+from mainstem.identity.spec import IdentitySpec
 from mainstem.identity.sqlite import FILE_NAME, SqliteProfileStore
 from mainstem.identity.views import metadata
 from mainstem.settings import resolve
+from mainstem.storage.sqlite.pipeline import SqlitePipelineStore
 
 profile_app = typer.Typer(
-    help="Merged profiles from identity resolution: show, explain and delete.",
+    help="Merged profiles from identity resolution: show, explain, unmerge and delete.",
     no_args_is_help=True,
 )
 ConfigOption = Annotated[
@@ -42,18 +45,27 @@ def _fail(message: object) -> typer.Exit:
     return typer.Exit(code=1)
 
 
+def _workspace(config_path: str, data_dir: str | None) -> tuple[Path, IdentitySpec]:
+    """The data directory and identity rules: from the workspace file when it loads."""
+    try:
+        workspace = config.load(config_path)
+    except MainstemError as exc:
+        if data_dir is None and not os.environ.get("MAINSTEM_DATA_DIR"):
+            raise _fail(f"{exc} (or pass --data-dir)") from exc
+        return Path(data_dir or resolve(env=os.environ).data_dir), IdentitySpec()
+    return Path(data_dir or workspace.settings.data_dir), workspace.identity
+
+
 def _open(config_path: str, data_dir: str | None, *, writable: bool = False) -> SqliteProfileStore:
-    if data_dir is None:
-        try:
-            data_dir = config.load(config_path).settings.data_dir
-        except MainstemError as exc:
-            if not os.environ.get("MAINSTEM_DATA_DIR"):
-                raise _fail(f"{exc} (or pass --data-dir)") from exc
-            data_dir = resolve(env=os.environ).data_dir
-    path = Path(data_dir) / FILE_NAME
+    root, _ = _workspace(config_path, data_dir)
+    return _open_in(root, writable=writable)
+
+
+def _open_in(root: Path, *, writable: bool = False) -> SqliteProfileStore:
+    path = root / FILE_NAME
     if not path.exists():
         raise _fail(
-            f"no profiles in {data_dir} yet — start the server with `mainstem serve` "
+            f"no profiles in {root} yet — start the server with `mainstem serve` "
             "(setting identity: true)"
         )
     return SqliteProfileStore(path, readonly=not writable)
@@ -138,6 +150,68 @@ def delete(
     typer.echo(f"deleted {profile.segment_id} ({removed} profile(s) including merged ones)")
 
 
+@profile_app.command("delete-identifier")
+def delete_identifier(
+    ref: RefArgument,
+    identifier: Annotated[
+        str, typer.Argument(help="The identifier to take off, as type:value (email:a@b.com).")
+    ],
+    config_path: ConfigOption = "mainstem.yaml",
+    data_dir: DataDirOption = None,
+) -> None:
+    """Take one identifier off a profile, as Segment's Delete Profile Identifier API: traits,
+    events and merge history stay; a later event carrying it resolves as if no profile held
+    it. The last user_id and group_id identifiers cannot be deleted."""
+    kind, sep, value = identifier.partition(":")
+    if not sep or not kind or not value:
+        raise _fail(f"{identifier!r} is not type:value — e.g. email:a@b.com")
+    store = _open(config_path, data_dir, writable=True)
+    try:
+        profile = report.delete_identifier(store, ref, ExternalId(kind, value))
+    except MainstemError as exc:
+        raise _fail(exc.message) from exc
+    finally:
+        store.close()
+    names = ", ".join(str(i) for i in sorted(profile.identifiers))
+    typer.echo(f"deleted {identifier} from {profile.segment_id} (now: {names})")
+
+
+@profile_app.command("unmerge")
+def unmerge(
+    segment_id: Annotated[
+        str,
+        typer.Argument(
+            help="The merged-away segment_id, as `mainstem profile explain` lists it under merges."
+        ),
+    ],
+    config_path: ConfigOption = "mainstem.yaml",
+    data_dir: DataDirOption = None,
+) -> None:
+    """Split a profile back along a recorded merge: the merging message is kept out of identity
+    and the linked profiles' events are resolved again, so every event, identifier and trait
+    lands where it would have had the merge never happened. Safe while the server runs."""
+    root, spec = _workspace(config_path, data_dir)
+    store = _open_in(root, writable=True)
+    events = SqlitePipelineStore(root / "pipeline.db", readonly=True)
+    try:
+        split = report.unmerge(store, events, segment_id, rules=spec.rules, custom=spec.custom)
+    except MainstemError as exc:
+        raise _fail(exc.message) from exc
+    finally:
+        events.close()
+        store.close()
+    merge = split.merge
+    typer.echo(
+        f"unmerged {merge.segment_id} from {merge.canonical_segment_id}: "
+        f"{merge.event_type} {merge.message_id} is kept out of identity; "
+        f"{len(split.seqs) - 1} event(s) resolved again into {len(split.live())} profile(s)"
+    )
+    for segment_id in split.live():
+        profile = split.changes.profiles[segment_id]
+        names = ", ".join(str(i) for i in sorted(profile.identifiers))
+        typer.echo(f"  {segment_id}: {names}")
+
+
 def _tree(found: report.Explanation) -> Tree:
     profile = found.profile
     tree = Tree(
@@ -164,6 +238,15 @@ def _tree(found: report.Explanation) -> Tree:
                 f"(within {merge.rule})"
             )
         )
+    if found.unmerges:
+        undone = tree.add(Text(f"unmerges ({len(found.unmerges)})"))
+        for u in found.unmerges:
+            undone.add(
+                Text(
+                    f"{u.segment_id} split off {u.canonical_segment_id} at {_time(u.at)}: "
+                    f"#{u.seq} {u.message_id} kept out of identity"
+                )
+            )
     dropped = tree.add(Text(f"identifiers kept out ({len(found.violations)})"))
     for v in found.violations:
         dropped.add(Text(f"{v.drop.id} on {v.message_id}: {v.drop.reason} ({v.drop.rule})"))

@@ -73,6 +73,8 @@ class Profile:
     """segment_ids of linked profiles in the other collection (users ↔ accounts)."""
     changed: set[str] = field(default_factory=set)
     """Trait keys changed since a store last wrote this profile (it writes only those)."""
+    relinked: bool = False
+    """``links`` changed since a store last wrote this profile (it rewrites them only then)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,9 +101,10 @@ class Drop:
     rule: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Event:
-    """What resolution needs of one stored message."""
+    """What resolution needs of one stored message. (Not frozen: a frozen dataclass is slower
+    to build, and one is built per event.)"""
 
     message_id: str
     source_id: str
@@ -110,6 +113,10 @@ class Event:
     ids: tuple[ExternalId, ...]
     group: ExternalId | None = None
     traits: Mapping[str, Any] = field(default_factory=dict)
+
+    def identifiers(self) -> tuple[ExternalId, ...]:
+        """The user identifiers and the group id, if any."""
+        return self.ids if self.group is None else (*self.ids, self.group)
 
     @classmethod
     def from_message(
@@ -250,12 +257,17 @@ def _violation(
     largest = max((len(p.identifiers) for p in profiles), default=0)
     if len(union) > rules.max_identifiers and len(union) > largest:
         return MAPPING_LIMIT, f"at most {rules.max_identifiers} identifiers per profile"
-    for type in sorted({key.type for key in union}, key=rules.rank):
+    by_type: dict[str, list[int]] = {}
+    for key, seen in union.items():
+        by_type.setdefault(key.type, []).append(seen)
+    for type in sorted(by_type, key=rules.rank):
         limit = rules.limit(type)
+        times = by_type[type]
+        if len(times) <= limit.values:
+            continue  # within the limit even counting every value ever seen
         span = WINDOWS[limit.window]
         since = at - span if span is not None else None
-
-        total = _count(union.items(), type, since)
+        total = len(times) if since is None else sum(1 for t in times if t >= since)
         if total <= limit.values:
             continue
         before = max(
@@ -293,6 +305,15 @@ def resolve(state: GraphState, rules: Rules, event: Event) -> Resolution:
 def _resolve_user(
     state: GraphState, rules: Rules, event: Event, ids: list[ExternalId], result: Resolution
 ) -> str:
+    # The common case, a known visitor: every identifier is already on one profile (an
+    # identifier is on exactly the profile that owns it), so nothing merges, nothing is new and
+    # no limit can be raised.
+    known = state.owner(ids[0])
+    if known is not None:
+        profile = state.profile(known)
+        held = profile.identifiers
+        if all(id in held for id in ids):
+            return _place(state, profile, event, ())
     attach_only = False
     while True:
         matches: dict[str, ExternalId] = {}
@@ -311,6 +332,7 @@ def _resolve_user(
         lowest = max(reversed(ids), key=lambda id: rules.rank(id.type))
         ids.remove(lowest)
         result.dropped.append(Drop(lowest, *violation))
+    claimed: list[ExternalId] = []
     if not profiles:
         profile = _new_profile(state, "users", event)
         result.created.append(profile.segment_id)
@@ -318,6 +340,7 @@ def _resolve_user(
         profiles.sort(key=lambda p: (p.created_at, p.segment_id))
         profile = profiles[0]
         for other in profiles[1:]:
+            claimed.extend(other.identifiers)  # the survivor's own stay where they are
             via = matches[other.segment_id]
             merge = Merge(
                 segment_id=other.segment_id,
@@ -332,7 +355,6 @@ def _resolve_user(
             _absorb(state, profile, other)
             state.retire(merge)
             result.merges.append(merge)
-    claimed = [key for key in profile.identifiers] if len(profiles) > 1 else []
     if not attach_only:
         for id in ids:
             if id not in profile.identifiers:
@@ -340,6 +362,11 @@ def _resolve_user(
                 profile.identifiers[id] = identifier
                 result.added.append((profile.segment_id, identifier))
                 claimed.append(id)
+    return _place(state, profile, event, claimed)
+
+
+def _place(state: GraphState, profile: Profile, event: Event, claimed: Iterable[ExternalId]) -> str:
+    """Put ``event`` on ``profile``: its times, an identify's traits; hand the profile back."""
     _touch(profile, event)
     if event.type == "identify":
         profile.changed.update(
@@ -369,8 +396,11 @@ def _resolve_account(state: GraphState, event: Event, group: ExternalId, result:
         user = state.profile(result.segment_id)
         if account.segment_id not in user.links:
             user.links.add(account.segment_id)
+            user.relinked = True
             state.save(user, ())
-        account.links.add(result.segment_id)
+        if result.segment_id not in account.links:
+            account.links.add(result.segment_id)
+            account.relinked = True
     state.save(account, claimed)
     return account.segment_id
 
@@ -417,7 +447,9 @@ def _absorb(state: GraphState, profile: Profile, other: Profile) -> None:
         profile.last_source_id = other.last_source_id
     for linked in other.links:
         profile.links.add(linked)
+        profile.relinked = True
         account = state.profile(linked)
         account.links.discard(other.segment_id)
         account.links.add(profile.segment_id)
+        account.relinked = True
         state.save(account, ())

@@ -15,13 +15,14 @@ from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 import msgspec
-from fastapi import FastAPI, Query, Request
+from fastapi import Body, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 
 from mainstem import timestamps
 from mainstem.errors import MainstemError, NotFound, RequestError, Unauthorized
 from mainstem.identity import views
+from mainstem.identity.editor import ProfileEditor
 from mainstem.identity.graph import Profile
 from mainstem.identity.identifiers import ExternalId
 from mainstem.identity.store import ProfileStore
@@ -66,6 +67,7 @@ def build_profiles_api(
     profiles: Callable[[], ProfileStore | None],
     events: Callable[[], PipelineStore],
     admin_token: Callable[[], Secret],
+    editor: Callable[[], ProfileEditor | None] = lambda: None,
 ) -> FastAPI:
     app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
 
@@ -278,4 +280,51 @@ def build_profiles_api(
             )
         return _json({"data": data})
 
+    @app.post(PREFIX + "/external_ids/delete")
+    def delete_external_id(
+        request: Request,
+        space: str,
+        collection: str,
+        profile_id: str,
+        body: Annotated[Any, Body()],
+    ) -> Response:
+        """Segment's Delete Profile Identifier API (reference §3.9): exactly one identifier,
+        users only."""
+        authorize(request)
+        if collection != "users":
+            raise NotFound(
+                "identifiers can be deleted from users profiles only — account profiles are "
+                "keyed by their group_id",
+                code="not_found",
+            )
+        ids = body.get("delete_external_ids") if isinstance(body, dict) else None
+        if not isinstance(ids, list) or len(ids) != 1 or not _is_external_id(ids[0]):
+            raise RequestError(
+                'send {"delete_external_ids": [{"id": "...", "type": "..."}]} with exactly one '
+                "identifier"
+            )
+        found = editor()
+        if found is None:
+            raise NotFound(
+                "identity resolution is off — set `identity: true` in settings", code="not_found"
+            )
+        id = ExternalId(ids[0]["type"], ids[0]["id"])
+        profile = found.delete_identifier(profile_id, id)
+        return _json(
+            {
+                "segment_id": profile.segment_id,
+                "deleted_external_ids": [{"id": id.value, "type": id.type}],
+            }
+        )
+
     return app
+
+
+def _is_external_id(item: object) -> bool:
+    return (
+        isinstance(item, dict)
+        and isinstance(item.get("id"), str)
+        and isinstance(item.get("type"), str)
+        and bool(item["id"])
+        and bool(item["type"])
+    )

@@ -7,10 +7,12 @@ the batch made, so a crash replays the batch and never applies it twice.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,7 +25,7 @@ from mainstem.identity.identifiers import CustomIdentifier
 from mainstem.identity.rules import Rules
 from mainstem.identity.spec import IdentitySpec
 from mainstem.identity.store import ProfileStore
-from mainstem.storage import EventQuery, PipelineStore
+from mainstem.storage import EventQuery, EventRow, PipelineStore
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +69,10 @@ class Resolver:
             RetryLater: the profiles store is busy or another resolver moved the position;
                 nothing was written.
         """
+        with _collector_paused():
+            return self._run_once()
+
+    def _run_once(self) -> ResolveResult:
         position = self.profiles.position()
         self.position = position
         generation = self.profiles.generation()
@@ -79,21 +85,15 @@ class Resolver:
         created = merges = dropped = 0
         placements = self.state.changes.placements
         try:
-            for row in rows:
-                try:
-                    message = _decode(row.body)
-                except msgspec.DecodeError:
-                    log.error("identity: stored event %d is not JSON; skipped", row.seq)
-                    continue
-                if not isinstance(message, dict):
-                    continue
-                event = Event.from_message(message, row.source_id, row.received_at, self.custom)
+            events = self._events(rows)
+            self.state.prefetch(id for _, event in events for id in event.identifiers())
+            for seq, event in events:
                 result = resolve(self.state, self.rules, event)
                 created += len(result.created)
                 merges += len(result.merges)
                 dropped += len(result.dropped)
                 placements.append(
-                    Placement(row.seq, event.message_id, event.type, event.timestamp, result)
+                    Placement(seq, event.message_id, event.type, event.timestamp, result)
                 )
             last = rows[-1].seq
             changes = self.state.take()
@@ -104,6 +104,19 @@ class Resolver:
             raise
         self.position = last
         return ResolveResult(len(rows), created, merges, dropped, last)
+
+    def _events(self, rows: Sequence[EventRow]) -> list[tuple[int, Event]]:
+        events: list[tuple[int, Event]] = []
+        for row in rows:
+            try:
+                message = _decode(row.body)
+            except msgspec.DecodeError:
+                log.error("identity: stored event %d is not JSON; skipped", row.seq)
+                continue
+            if isinstance(message, dict):
+                event = Event.from_message(message, row.source_id, row.received_at, self.custom)
+                events.append((row.seq, event))
+        return events
 
     def sync(self) -> int:
         """Resolve until caught up; returns how many events."""
@@ -126,6 +139,23 @@ class Resolver:
             except Exception:
                 log.exception("identity resolution failed; retrying in %.1fs", interval)
             stop.wait(interval)
+
+
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector for one batch.
+
+    A batch allocates several objects per event and keeps most of them (the cache), so the
+    collector would walk the growing cache again and again: measured, it doubled the time of a
+    batch. Objects are still freed by reference counting meanwhile; the graph makes no cycles.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def start(

@@ -53,6 +53,9 @@ class Limit:
         return f"{self.values} {self.window}"
 
 
+_DEFAULT = Limit(DEFAULT_LIMIT)
+
+
 @dataclass(frozen=True)
 class Rules:
     """The resolution rules of a space. Types not listed get ``DEFAULT_LIMIT`` ever."""
@@ -72,7 +75,7 @@ class Rules:
         object.__setattr__(self, "blocked", frozenset(v.lower() for v in self.blocked))
 
     def limit(self, type: str) -> Limit:
-        return self.limits.get(type) or Limit(DEFAULT_LIMIT)
+        return self.limits.get(type) or _DEFAULT
 
     def rank(self, type: str) -> tuple[int, str]:
         """Sort key: smaller ranks first. Unranked types follow the ranked ones alphabetically,

@@ -8,7 +8,8 @@ API, the CLI) use their own connections.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable
+import time
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +19,9 @@ from mainstem.errors import RetryLater
 from mainstem.identity.cache import Changes
 from mainstem.identity.graph import Drop, Identifier, Merge, Profile
 from mainstem.identity.identifiers import ExternalId
-from mainstem.identity.store import PlacedEvent, Violation
+from mainstem.identity.store import PlacedEvent, Unmerge, Violation
 from mainstem.identity.traits import Trait
+from mainstem.identity.unmerge import Split
 from mainstem.storage.sqlite.connection import Readers, connect, migrate, transaction
 
 FILE_NAME = "profiles.db"
@@ -99,9 +101,26 @@ MIGRATIONS = (
         CREATE INDEX violations_segment_id ON violations (segment_id, seq)
     """,
     ),
+    (
+        "0002_unmerges",
+        """
+        CREATE TABLE unmerges (
+            seq INTEGER PRIMARY KEY,
+            message_id TEXT NOT NULL,
+            segment_id TEXT NOT NULL,
+            canonical_segment_id TEXT NOT NULL,
+            at INTEGER NOT NULL
+        );
+        CREATE INDEX unmerges_segment_id ON unmerges (segment_id);
+        CREATE INDEX violations_identifier ON violations (type, value)
+    """,
+    ),
 )
 
 _STREAM = "events"
+_CACHE_KIB = 64 * 1024
+_CHUNK = 500
+"""Host parameters per ``IN (...)`` lookup: well under SQLite's limit."""
 _GENERATION = "generation"
 _encode = msgspec.json.Encoder().encode
 _decode = msgspec.json.Decoder().decode
@@ -115,6 +134,9 @@ class SqliteProfileStore:
         self._writer: sqlite3.Connection | None = None
         if not readonly:
             self._writer = connect(path, fsync=fsync)
+            # The resolver inserts into four random-keyed indexes per batch; SQLite's default
+            # 2 MiB page cache makes most of those inserts read their page back from the OS.
+            self._writer.execute(f"PRAGMA cache_size=-{_CACHE_KIB}")
             migrate(self._writer, MIGRATIONS)
         self._readers = Readers(path)
         self._closed = False
@@ -140,19 +162,62 @@ class SqliteProfileStore:
     def delete(self, segment_id: str) -> int:
         assert self._writer is not None, "opened read-only"
         members = self.members(segment_id)
-        marks = ",".join("?" * len(members))
         with transaction(self._writer) as conn:
-            for table in ("identifiers", "traits", "links", "profile_events", "violations"):
-                conn.execute(f"DELETE FROM {table} WHERE segment_id IN ({marks})", members)
-            conn.execute(f"DELETE FROM links WHERE linked IN ({marks})", members)
-            conn.execute(f"DELETE FROM merges WHERE segment_id IN ({marks})", members)
-            conn.execute(f"DELETE FROM profiles WHERE segment_id IN ({marks})", members)
-            conn.execute(
-                "INSERT INTO position (stream, seq) VALUES (?, 1) "
-                "ON CONFLICT (stream) DO UPDATE SET seq = seq + 1",
-                (_GENERATION,),
-            )
+            _purge(conn, members)
+            _bump_generation(conn)
         return len(members)
+
+    def delete_identifier(self, segment_id: str, id: ExternalId) -> bool:
+        """Take ``id`` off live profile ``segment_id`` (its traits, events and merges stay);
+        ``False`` when the profile does not hold it. Bumps the generation."""
+        assert self._writer is not None, "opened read-only"
+        try:
+            with transaction(self._writer) as conn:
+                gone = conn.execute(
+                    "DELETE FROM identifiers WHERE type = ? AND value = ? AND segment_id = ?",
+                    (*id, segment_id),
+                ).rowcount
+                if gone:
+                    _bump_generation(conn)
+        except sqlite3.OperationalError as exc:
+            raise RetryLater(f"profiles.db: {exc}") from exc
+        return bool(gone)
+
+    def split(self, split: Split, *, position: int, generation: int) -> None:
+        """Replace the component ``split`` replayed, if the resolver has not moved since.
+
+        Raises:
+            RetryLater: the position or generation moved (plan the split again) or the
+                database is busy; nothing was written.
+        """
+        assert self._writer is not None, "opened read-only"
+        try:
+            with transaction(self._writer) as conn:
+                if (self.position(), self.generation()) != (position, generation):
+                    raise RetryLater(
+                        "profiles.db: the resolver committed while the unmerge was planned — "
+                        "planning it again"
+                    )
+                _purge(conn, split.removed)
+                _write(conn, split.changes)
+                conn.executemany(
+                    "INSERT OR IGNORE INTO links VALUES (?, ?)",
+                    [(account, user) for user, account in split.links],
+                )
+                merge = split.merge
+                conn.execute(
+                    "INSERT OR REPLACE INTO unmerges VALUES (?, ?, ?, ?, ?)",
+                    (
+                        split.excluded,
+                        merge.message_id,
+                        merge.segment_id,
+                        merge.canonical_segment_id,
+                        time.time_ns() // 1000,
+                    ),
+                )
+                _bump_generation(conn)
+        except sqlite3.OperationalError as exc:
+            raise RetryLater(f"profiles.db: {exc}") from exc
 
     def owner(self, id: ExternalId) -> str | None:
         row = (
@@ -163,44 +228,77 @@ class SqliteProfileStore:
         return str(row[0]) if row else None
 
     def load(self, segment_id: str) -> Profile | None:
+        return self.load_many([segment_id]).get(segment_id)
+
+    def owners(self, ids: Sequence[ExternalId]) -> dict[ExternalId, str]:
+        """The live profile of each of ``ids`` that one holds, in a few queries."""
         conn = self._conn()
-        row = conn.execute(
-            "SELECT collection, created_at, first_message_id, first_source_id, updated_at, "
-            "last_message_id, last_source_id, merges FROM profiles WHERE segment_id = ?",
-            (segment_id,),
-        ).fetchone()
-        if row is None:
-            return None
-        profile = Profile(
-            segment_id=segment_id,
-            collection=row[0],
-            created_at=row[1],
-            first_message_id=row[2],
-            first_source_id=row[3],
-            updated_at=row[4],
-            last_message_id=row[5],
-            last_source_id=row[6],
-            merges=row[7],
-        )
-        for type, value, source_id, first_message_id, created_at in conn.execute(
-            "SELECT type, value, source_id, first_message_id, created_at FROM identifiers "
-            "WHERE segment_id = ? ORDER BY created_at, type, value",
-            (segment_id,),
-        ):
-            key = ExternalId(type, value)
-            profile.identifiers[key] = Identifier(key, source_id, first_message_id, created_at)
-        for key, value, updated_at, source_id, removed in conn.execute(
-            "SELECT key, value, updated_at, source_id, removed FROM traits WHERE segment_id = ?",
-            (segment_id,),
-        ):
-            profile.traits[key] = Trait(_decode(value), updated_at, source_id, bool(removed))
-        profile.links = {
-            linked
-            for (linked,) in conn.execute(
-                "SELECT linked FROM links WHERE segment_id = ?", (segment_id,)
-            )
-        }
-        return profile
+        by_type: dict[str, list[str]] = {}
+        for id in ids:
+            by_type.setdefault(id.type, []).append(id.value)
+        found: dict[ExternalId, str] = {}
+        # ``type = ? AND value IN (...)`` walks the primary key; a row-value IN does not.
+        for type, values in by_type.items():
+            for start in range(0, len(values), _CHUNK):
+                chunk = values[start : start + _CHUNK]
+                rows = conn.execute(
+                    "SELECT value, segment_id FROM identifiers "
+                    f"WHERE type = ? AND value IN ({','.join('?' * len(chunk))})",
+                    (type, *chunk),
+                )
+                for value, segment_id in rows:
+                    found[ExternalId(type, value)] = segment_id
+        return found
+
+    def load_many(self, segment_ids: Sequence[str]) -> dict[str, Profile]:
+        """The live profiles among ``segment_ids`` with identifiers, traits and links."""
+        conn = self._conn()
+        found: dict[str, Profile] = {}
+        for start in range(0, len(segment_ids), _CHUNK):
+            chunk = segment_ids[start : start + _CHUNK]
+            marks = ",".join("?" * len(chunk))
+            for row in conn.execute(
+                "SELECT segment_id, collection, created_at, first_message_id, first_source_id, "
+                "updated_at, last_message_id, last_source_id, merges FROM profiles "
+                f"WHERE segment_id IN ({marks})",
+                chunk,
+            ):
+                found[row[0]] = Profile(
+                    segment_id=row[0],
+                    collection=row[1],
+                    created_at=row[2],
+                    first_message_id=row[3],
+                    first_source_id=row[4],
+                    updated_at=row[5],
+                    last_message_id=row[6],
+                    last_source_id=row[7],
+                    merges=row[8],
+                )
+            if not found:
+                continue
+            for segment_id, type, value, source_id, first_message_id, created_at in conn.execute(
+                "SELECT segment_id, type, value, source_id, first_message_id, created_at "
+                f"FROM identifiers WHERE segment_id IN ({marks}) "
+                "ORDER BY segment_id, created_at, type, value",
+                chunk,
+            ):
+                key = ExternalId(type, value)
+                found[segment_id].identifiers[key] = Identifier(
+                    key, source_id, first_message_id, created_at
+                )
+            for segment_id, key, value, updated_at, source_id, removed in conn.execute(
+                "SELECT segment_id, key, value, updated_at, source_id, removed FROM traits "
+                f"WHERE segment_id IN ({marks})",
+                chunk,
+            ):
+                found[segment_id].traits[key] = Trait(
+                    _decode(value), updated_at, source_id, bool(removed)
+                )
+            for segment_id, linked in conn.execute(
+                f"SELECT segment_id, linked FROM links WHERE segment_id IN ({marks})", chunk
+            ):
+                found[segment_id].links.add(linked)
+        return found
 
     def commit(self, changes: Changes, position: int, expected: int) -> None:
         assert self._writer is not None, "opened read-only"
@@ -301,6 +399,24 @@ class SqliteProfileStore:
             for row in rows
         ]
 
+    def unmerges(self, segment_ids: list[str]) -> list[Unmerge]:
+        marks = ",".join("?" * len(segment_ids))
+        rows = self._conn().execute(
+            "SELECT seq, message_id, segment_id, canonical_segment_id, at FROM unmerges "
+            f"WHERE segment_id IN ({marks}) OR canonical_segment_id IN ({marks}) ORDER BY at, seq",
+            (*segment_ids, *segment_ids),
+        )
+        return [Unmerge(*row) for row in rows]
+
+    def kept_out(self, id: ExternalId) -> list[str]:
+        """Profiles with events that carried ``id`` but were kept from taking it."""
+        rows = self._conn().execute(
+            "SELECT DISTINCT segment_id FROM violations WHERE type = ? AND value = ? "
+            "AND segment_id IS NOT NULL",
+            id,
+        )
+        return [row[0] for row in rows]
+
     def count(self) -> dict[str, int]:
         rows = self._conn().execute(
             "SELECT collection, count(*) FROM profiles GROUP BY collection ORDER BY collection"
@@ -314,6 +430,25 @@ class SqliteProfileStore:
         self._readers.close()
         if self._writer is not None:
             self._writer.close()
+
+
+def _purge(conn: sqlite3.Connection, members: list[str]) -> None:
+    """Delete profiles ``members`` and everything placed on or linked to them."""
+    marks = ",".join("?" * len(members))
+    for table in ("identifiers", "traits", "links", "profile_events", "violations"):
+        conn.execute(f"DELETE FROM {table} WHERE segment_id IN ({marks})", members)
+    conn.execute(f"DELETE FROM links WHERE linked IN ({marks})", members)
+    conn.execute(f"DELETE FROM merges WHERE segment_id IN ({marks})", members)
+    conn.execute(f"DELETE FROM profiles WHERE segment_id IN ({marks})", members)
+
+
+def _bump_generation(conn: sqlite3.Connection) -> None:
+    """A resolver that sees the generation move drops its cache and re-resolves its batch."""
+    conn.execute(
+        "INSERT INTO position (stream, seq) VALUES (?, 1) "
+        "ON CONFLICT (stream) DO UPDATE SET seq = seq + 1",
+        (_GENERATION,),
+    )
 
 
 def _write(conn: sqlite3.Connection, changes: Changes) -> None:
@@ -367,17 +502,18 @@ def _write(conn: sqlite3.Connection, changes: Changes) -> None:
     )
     for p in profiles:
         p.changed.clear()  # a failed commit resets the resolver's cache, so this is safe
-    linked = [p for p in profiles if p.links]
+    relinked = [p for p in profiles if p.relinked]
     conn.executemany(
         "INSERT OR IGNORE INTO links VALUES (?, ?)",
-        [(p.segment_id, other) for p in linked for other in p.links],
+        [(p.segment_id, other) for p in relinked for other in p.links],
     )
-    for p in linked:
+    for p in relinked:
         marks = ",".join("?" * len(p.links))
         conn.execute(
             f"DELETE FROM links WHERE segment_id = ? AND linked NOT IN ({marks})",
             (p.segment_id, *p.links),
         )
+        p.relinked = False
     conn.executemany(
         "INSERT OR REPLACE INTO profile_events VALUES (?, ?, ?, ?, ?)",
         [

@@ -7,12 +7,16 @@ landed, and the resolver's position in the event store — committed together.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from mainstem.identity.cache import Changes
 from mainstem.identity.graph import Drop, Merge, Profile
 from mainstem.identity.identifiers import ExternalId
+
+if TYPE_CHECKING:  # unmerge reads this module's records
+    from mainstem.identity.unmerge import Split
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +37,19 @@ class Violation:
     drop: Drop
 
 
+@dataclass(frozen=True, slots=True)
+class Unmerge:
+    seq: int
+    """Event-store seq of the merging message, now kept out of identity."""
+    message_id: str
+    segment_id: str
+    """The profile split back off."""
+    canonical_segment_id: str
+    """The profile it had been merged into."""
+    at: int
+    """When the unmerge ran (µs, wall clock)."""
+
+
 class ProfileStore(Protocol):
     def position(self) -> int:
         """The last event-store seq whose effects are committed (0 when none)."""
@@ -45,6 +62,14 @@ class ProfileStore(Protocol):
     def load(self, segment_id: str) -> Profile | None:
         """The live profile with identifiers, traits and links; ``None`` when unknown or merged
         away."""
+        ...
+
+    def owners(self, ids: Sequence[ExternalId]) -> dict[ExternalId, str]:
+        """:meth:`owner` of many identifiers in a few queries; unheld ones are left out."""
+        ...
+
+    def load_many(self, segment_ids: Sequence[str]) -> dict[str, Profile]:
+        """:meth:`load` of many profiles in a few queries; unknown ones are left out."""
         ...
 
     def generation(self) -> int:
@@ -67,6 +92,25 @@ class ProfileStore(Protocol):
         Returns how many profiles (it and those merged into it) were removed."""
         ...
 
+    def delete_identifier(self, segment_id: str, id: ExternalId) -> bool:
+        """Take ``id`` off live profile ``segment_id`` (its traits, events and merges stay);
+        ``False`` when the profile does not hold it. Bumps the generation."""
+        ...
+
+    def split(self, split: Split, *, position: int, generation: int) -> None:
+        """Replace the component ``split`` replayed, if position and generation are still
+        those the split was planned at.
+
+        Raises:
+            RetryLater: they moved (plan the split again) or the database is busy; nothing
+                was written.
+        """
+        ...
+
+    def kept_out(self, id: ExternalId) -> list[str]:
+        """Profiles with events that carried ``id`` but were kept from taking it."""
+        ...
+
     def canonical(self, segment_id: str) -> str | None:
         """The live profile ``segment_id`` belongs to now, following merges."""
         ...
@@ -83,6 +127,10 @@ class ProfileStore(Protocol):
 
     def merges(self, segment_ids: list[str]) -> list[Merge]:
         """Merges into any of ``segment_ids``, oldest first."""
+        ...
+
+    def unmerges(self, segment_ids: list[str]) -> list[Unmerge]:
+        """Unmerges that split any of ``segment_ids`` off or out of another, oldest first."""
         ...
 
     def violations(self, segment_ids: list[str], limit: int = 100) -> list[Violation]:

@@ -9,6 +9,7 @@ from mainstem import timestamps
 from mainstem.identity.graph import Identifier, Profile
 from mainstem.identity.identifiers import ExternalId, group_identifier, user_identifiers
 from mainstem.identity.traits import Trait
+from mainstem.identity.unmerge import Split
 
 
 def cursor(url: str, has_more: bool, next: str, limit: int | None = None) -> dict[str, Any]:
@@ -86,3 +87,25 @@ def event(message: Mapping[str, Any], source_id: str, segment_id: str) -> dict[s
             body[key] = message[key]
     body["related"] = {"users": segment_id}
     return body
+
+
+def split(done: Split) -> dict[str, Any]:
+    """What an unmerge did, for ``POST /api/v1/profiles/{segment_id}/unmerge``."""
+    merge = done.merge
+    return {
+        "segment_id": merge.segment_id,
+        "canonical_segment_id": merge.canonical_segment_id,
+        "message_id": merge.message_id,
+        "excluded_seq": done.excluded,
+        "replayed_events": len(done.seqs) - 1,
+        "profiles": [
+            {
+                "segment_id": segment_id,
+                "external_ids": [
+                    {"type": id.type, "id": id.value}
+                    for id in sorted(done.changes.profiles[segment_id].identifiers)
+                ],
+            }
+            for segment_id in done.live()
+        ],
+    }
