@@ -290,7 +290,8 @@ class App:
                 self._processor_process.start()
 
     async def _watch_config(self, path: str) -> None:
-        """Reload sources and keys when ``mainstem.yaml`` changes; keep the old on errors."""
+        """Reload the workspace when ``mainstem.yaml`` changes (sources and keys at once; the
+        processor is restarted when its part changed); keep the old one on errors."""
         file = Path(path)
         last = file.stat().st_mtime_ns if file.exists() else 0
         while True:
@@ -315,6 +316,15 @@ class App:
             if self.gateway is not None:
                 self.gateway.workspace = fresh
             log.info("workspace reloaded from %s: %d sources", path, len(fresh.sources))
+            running = self._processor_process
+            if running is not None and not running.serves(fresh):
+                # destinations, tracking plans or identity rules changed: the new processor
+                # waits for the old one's lock, then resumes from the committed offset and
+                # every destination from its cursor — nothing is skipped or sent twice
+                log.info("destinations, plans or identity rules changed: restarting the processor")
+                self._processor_process = ProcessorProcess(self.data.root, fresh)
+                self._processor_process.start()
+                await asyncio.to_thread(running.stop)
 
     def _trim_log(self) -> None:
         """Runs on the log writer thread: drop processed requests older than the retention."""

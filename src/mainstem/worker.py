@@ -53,6 +53,12 @@ class ProcessorProcess:
         }
         self._process: BaseProcess | None = None
 
+    def serves(self, workspace: Workspace) -> bool:
+        """Whether this process was given what ``workspace`` would give it: destinations,
+        tracking plans, identity rules (settings are not reloaded)."""
+        fresh = ProcessorProcess(Path(self._args["data_dir"]), workspace)._args
+        return {**fresh, "parent": None} == {**self._args, "parent": None}
+
     def start(self) -> None:
         context = multiprocessing.get_context("spawn")
         self._process = context.Process(

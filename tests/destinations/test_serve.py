@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import WORKSPACE, WRITE_KEY, ServerProcess
+from tests.conftest import ADMIN_TOKEN, WORKSPACE, WRITE_KEY, ServerProcess
 from tests.destinations import test_amplitude, test_mixpanel
 from tests.destinations.conftest import Receiver, Serve, wait_for
 from tests.destinations.vendors import Start, Vendor
@@ -116,3 +116,42 @@ def test_serve_delivers_to_vendor_integrations_configured_in_mainstem_yaml(
         ("Signed Up", "m1"),
         ("$identify", "m2"),
     ]
+
+
+def test_a_destination_added_to_mainstem_yaml_starts_without_a_restart(
+    serve: Serve, tmp_path: Path, servers: list[ServerProcess]
+) -> None:
+    hook = serve(Receiver("webhook"))
+    config = tmp_path / "mainstem.yaml"
+    config.write_text(WORKSPACE.format(data_dir=tmp_path / "data"))
+    server = ServerProcess(config, tmp_path / "data", tmp_path / "serve.log")
+    server.start()
+    servers.append(server)
+
+    def track(message_id: str) -> None:
+        body = {"type": "track", "event": "E", "userId": "u1", "messageId": message_id}
+        assert httpx.post(f"{server.url}/v1/track", json=body, auth=(WRITE_KEY, "")).is_success
+
+    track("before")
+    server.events(expect=1)
+    destination = (
+        f'destinations:\n  - id: hooks\n    type: webhook\n    settings: {{url: "{hook.url}/in"}}\n'
+    )
+    config.write_text(
+        WORKSPACE.format(data_dir=tmp_path / "data").replace("destinations: []\n", destination)
+    )
+    wait_for(
+        lambda: "restarting the processor" in server.log_path.read_text(),
+        "the server to see the new destination",
+    )
+
+    def begun() -> bool:
+        auth = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+        rows = httpx.get(f"{server.url}/api/v1/destinations", headers=auth).json()["data"]
+        return [row["id"] for row in rows] == ["hooks"] and rows[0]["updated_at"] is not None
+
+    wait_for(begun, "the new processor to start the destination")
+    track("after")
+    # a new destination starts after the newest stored event, as in Segment
+    wait_for(lambda: [m["messageId"] for m in hook.messages()] == ["after"], "the new webhook")
+    assert server.events(expect=2)[-1]["messageId"] == "after"
