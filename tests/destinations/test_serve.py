@@ -155,3 +155,22 @@ def test_a_destination_added_to_mainstem_yaml_starts_without_a_restart(
     # a new destination starts after the newest stored event, as in Segment
     wait_for(lambda: [m["messageId"] for m in hook.messages()] == ["after"], "the new webhook")
     assert server.events(expect=2)[-1]["messageId"] == "after"
+
+
+def test_only_the_processors_part_of_the_workspace_restarts_it(tmp_path: Path) -> None:
+    from mainstem import config
+    from mainstem.worker import ProcessorProcess
+
+    file = tmp_path / "mainstem.yaml"
+    file.write_text(WORKSPACE.format(data_dir=tmp_path / "data"))
+    running = ProcessorProcess(tmp_path, config.load(file))  # never started
+    assert running.serves(config.load(file))
+    file.write_text(
+        WORKSPACE.format(data_dir=tmp_path / "data").replace("name: Website", "name: Web")
+    )
+    assert running.serves(config.load(file))  # a source's name: the gateway's business
+    hook = 'destinations:\n  - id: hooks\n    type: webhook\n    settings: {url: "http://x/in"}\n'
+    file.write_text(
+        WORKSPACE.format(data_dir=tmp_path / "data").replace("destinations: []\n", hook)
+    )
+    assert not running.serves(config.load(file))
