@@ -86,6 +86,24 @@ def parse_warehouse(value: object) -> Secret:
     raise ValueError(f"expected duckdb, none or a postgresql:// URL, got {shown!r}")
 
 
+def converted(
+    raw: object,
+    convert: Callable[[object], Any],
+    where: str,
+    error: Callable[[str, str], ConfigError],
+) -> Any:
+    """``convert(raw)`` for the workspace value at ``where`` (a path such as
+    ``destinations[0].batch.size``); a conversion error or a negative number becomes
+    ``error(where, message)``, which points at its line."""
+    try:
+        value = convert(raw)
+    except ValueError as exc:
+        raise error(where, f"{where.rsplit('.', 1)[-1]}: {exc}") from exc
+    if isinstance(value, int | float) and value < 0:
+        raise error(where, f"{where.rsplit('.', 1)[-1]} must not be negative")
+    return value
+
+
 def parse_role(value: object) -> str:
     role = str(value).strip().lower()
     if role not in ROLES:

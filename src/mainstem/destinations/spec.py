@@ -228,7 +228,7 @@ def _destination(
     batch = item.get("batch") or {}
     if not isinstance(batch, dict) or set(batch) - {"size", "interval"}:
         raise error(f"{where}.batch", "batch must be a mapping like `{size: 100, interval: 5s}`")
-    size = _converted(
+    size = settings_mod.converted(
         batch.get("size", kind.batch_size), settings_mod.parse_int, f"{where}.batch.size", error
     )
     if not 1 <= size <= kind.max_batch:
@@ -256,7 +256,7 @@ def _destination(
         types=types,
         filters=_filters(item.get("filters", []), f"{where}.filters", error),
         batch_size=size,
-        batch_interval=_converted(
+        batch_interval=settings_mod.converted(
             batch.get("interval", 1.0),
             settings_mod.parse_duration,
             f"{where}.batch.interval",
@@ -264,7 +264,7 @@ def _destination(
         ),
         rate_limit=None if rate is None else _rate(rate, f"{where}.rate_limit", error),
         concurrency=_concurrency(item.get("concurrency", 1), f"{where}.concurrency", error),
-        retry_window=_converted(
+        retry_window=settings_mod.converted(
             item.get("retry_window", "4h"),
             settings_mod.parse_duration,
             f"{where}.retry_window",
@@ -339,7 +339,7 @@ def _endpoint(raw: object, where: str, dest_id: str, kind: Kind, error: Error) -
         isinstance(key, str) and isinstance(value, str) for key, value in headers.items()
     ):
         raise error(f"{path}.headers", "headers must be a mapping of name: string value")
-    timeout = _converted(
+    timeout = settings_mod.converted(
         raw.get("timeout", 5.0), settings_mod.parse_duration, f"{path}.timeout", error
     )
     text: str | None = None
@@ -397,7 +397,7 @@ def _vendor(
                 f"{path}.{option.name}",
                 f"{option.name} needs {' and '.join(missing)} — add them under settings",
             )
-    timeout = _converted(
+    timeout = settings_mod.converted(
         raw.get("timeout", 5.0), settings_mod.parse_duration, f"{path}.timeout", error
     )
     return Endpoint(url.rstrip("/"), timeout=timeout, options=options)
@@ -407,7 +407,7 @@ def _option(raw: object, option: Option, where: str, error: Error) -> Any:
     if raw is None:
         return option.default
     if option.kind == "int":
-        return _converted(raw, settings_mod.parse_int, where, error)
+        return settings_mod.converted(raw, settings_mod.parse_int, where, error)
     if option.kind == "bool":
         if isinstance(raw, str):
             with contextlib.suppress(ValueError):
@@ -510,7 +510,7 @@ def _bool(raw: object, where: str, error: Error) -> bool:
 
 
 def _concurrency(raw: object, where: str, error: Error) -> int:
-    value = int(_converted(raw, settings_mod.parse_int, where, error))
+    value = int(settings_mod.converted(raw, settings_mod.parse_int, where, error))
     if not 1 <= value <= MAX_CONCURRENCY:
         raise error(
             where, f"concurrency must be between 1 and {MAX_CONCURRENCY} requests in flight"
@@ -529,13 +529,3 @@ def _rate(raw: object, where: str, error: Error) -> float:
     if isinstance(raw, bool) or rate <= 0:
         raise error(where, f"rate_limit must be events per second like `50/s`, got {raw!r}")
     return rate
-
-
-def _converted(raw: object, convert: Callable[[object], Any], where: str, error: Error) -> Any:
-    try:
-        value = convert(raw)
-    except ValueError as exc:
-        raise error(where, f"{where.rsplit('.', 1)[-1]}: {exc}") from exc
-    if isinstance(value, int | float) and value < 0:
-        raise error(where, f"{where.rsplit('.', 1)[-1]} must not be negative")
-    return value

@@ -79,13 +79,15 @@ def parse(raw: object, where: str, error: Error, base: Path, role: Role) -> Func
                 else "`def on_request(request, settings):`"
             ),
         )
-    timeout = _value(
+    timeout = settings_mod.converted(
         raw.get("timeout", "5s"), settings_mod.parse_duration, f"{where}.timeout", error
     )
     if timeout <= 0:
         raise error(f"{where}.timeout", "timeout must be more than 0 (e.g. `timeout: 5s`)")
-    memory = _value(raw.get("memory", "256MB"), parse_memory, f"{where}.memory", error)
-    concurrency = _value(
+    memory = settings_mod.converted(
+        raw.get("memory", "256MB"), parse_memory, f"{where}.memory", error
+    )
+    concurrency = settings_mod.converted(
         raw.get("concurrency", 2), settings_mod.parse_int, f"{where}.concurrency", error
     )
     if not 1 <= concurrency <= _MAX_CONCURRENCY:
@@ -127,13 +129,3 @@ def _handlers(file: Path, where: str, error: Error) -> tuple[str, ...]:
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
         and node.name in (*DESTINATION_ENTRIES, "on_request")
     )
-
-
-def _value(raw: object, convert: Callable[[object], Any], where: str, error: Error) -> Any:
-    try:
-        value = convert(raw)
-    except ValueError as exc:
-        raise error(where, f"{where.rsplit('.', 1)[-1]}: {exc}") from exc
-    if isinstance(value, int | float) and value < 0:
-        raise error(where, f"{where.rsplit('.', 1)[-1]} must not be negative")
-    return value
