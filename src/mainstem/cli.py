@@ -13,11 +13,14 @@ from typing import Annotated, Any
 
 import msgspec
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from mainstem import __version__, config, timestamps
 from mainstem.api import parse_since, payload_json
+from mainstem.console import ConfigOption, DataDirOption
+from mainstem.console import err as _err
+from mainstem.console import fail as _fail
+from mainstem.console import out as _out
 from mainstem.errors import MainstemError
 from mainstem.settings import SETTINGS
 from mainstem.storage import EventQuery, RejectionQuery
@@ -33,22 +36,6 @@ app = typer.Typer(
 )
 config_app = typer.Typer(help="Check the workspace file.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
-
-ConfigOption = Annotated[
-    str, typer.Option("--config", "-c", envvar="MAINSTEM_CONFIG", help="Workspace file.")
-]
-DataDirOption = Annotated[
-    str | None,
-    typer.Option("--data-dir", help="Data directory (default: the workspace's data_dir setting)."),
-]
-_out = Console()
-_err = Console(stderr=True)
-
-
-def _fail(exc: MainstemError | str) -> typer.Exit:
-    """Report a library error on stderr; the caller raises the returned exit (status 1)."""
-    _err.print(f"[red]Error:[/red] {exc}", markup=True, highlight=False, soft_wrap=True)
-    return typer.Exit(code=1)
 
 
 @app.command()

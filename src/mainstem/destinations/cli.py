@@ -10,13 +10,16 @@ from typing import Annotated
 
 import msgspec
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from mainstem import config
 from mainstem.api import parse_since
 from mainstem.config import Workspace
+from mainstem.console import ConfigOption, DataDirOption
+from mainstem.console import err as _err
+from mainstem.console import fail as _fail
+from mainstem.console import out as _out
 from mainstem.destinations import service
 from mainstem.destinations.state import DeliveryState
 from mainstem.errors import MainstemError
@@ -25,21 +28,7 @@ from mainstem.storage.postgres.delivery import PostgresDeliveryState
 from mainstem.storage.postgres.pipeline import PostgresPipelineStore
 from mainstem.storage.sqlite.pipeline import SqlitePipelineStore
 
-ConfigOption = Annotated[
-    str, typer.Option("--config", "-c", envvar="MAINSTEM_CONFIG", help="Workspace file.")
-]
-DataDirOption = Annotated[
-    str | None,
-    typer.Option("--data-dir", help="Data directory (default: the workspace's data_dir setting)."),
-]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
-_out = Console()
-_err = Console(stderr=True)
-
-
-def _fail(message: object) -> typer.Exit:
-    _err.print(f"[red]Error:[/red] {message}", markup=True, highlight=False, soft_wrap=True)
-    return typer.Exit(code=1)
 
 
 def _workspace(config_path: str, data_dir: str | None) -> tuple[Workspace, Path]:

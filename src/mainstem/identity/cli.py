@@ -8,11 +8,13 @@ from typing import Annotated, Any
 
 import msgspec
 import typer
-from rich.console import Console
 from rich.text import Text
 from rich.tree import Tree
 
 from mainstem import config, timestamps
+from mainstem.console import ConfigOption, DataDirOption
+from mainstem.console import fail as _fail
+from mainstem.console import out as _out
 from mainstem.errors import MainstemError
 from mainstem.identity import report
 from mainstem.identity.identifiers import ExternalId
@@ -26,23 +28,9 @@ profile_app = typer.Typer(
     help="Merged profiles from identity resolution: show, explain, unmerge and delete.",
     no_args_is_help=True,
 )
-ConfigOption = Annotated[
-    str, typer.Option("--config", "-c", envvar="MAINSTEM_CONFIG", help="Workspace file.")
-]
-DataDirOption = Annotated[
-    str | None,
-    typer.Option("--data-dir", help="Data directory (default: the workspace's data_dir setting)."),
-]
 RefArgument = Annotated[
     str, typer.Argument(help="type:value (user_id:123, email:a@b.com) or a segment_id.")
 ]
-_out = Console()
-_err = Console(stderr=True)
-
-
-def _fail(message: object) -> typer.Exit:
-    _err.print(f"[red]Error:[/red] {message}", markup=True, highlight=False, soft_wrap=True)
-    return typer.Exit(code=1)
 
 
 def _workspace(config_path: str, data_dir: str | None) -> tuple[Path, IdentitySpec]:

@@ -12,11 +12,14 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from mainstem import config
 from mainstem.api import parse_since
+from mainstem.console import ConfigOption, DataDirOption
+from mainstem.console import err as _err
+from mainstem.console import fail as _fail
+from mainstem.console import out as _out
 from mainstem.errors import MainstemError
 from mainstem.plans import codegen, inference, lint, report, segment_format, yaml_format
 from mainstem.plans import diff as plan_changes
@@ -31,23 +34,9 @@ from mainstem.storage.sqlite.pipeline import SqlitePipelineStore
 plan_app = typer.Typer(
     help="Tracking plans: check, import, export, infer, diff, codegen, lint.", no_args_is_help=True
 )
-ConfigOption = Annotated[
-    str, typer.Option("--config", "-c", envvar="MAINSTEM_CONFIG", help="Workspace file.")
-]
-DataDirOption = Annotated[
-    str | None,
-    typer.Option("--data-dir", help="Data directory (default: the workspace's data_dir setting)."),
-]
 OutputOption = Annotated[
     Path | None, typer.Option("--output", "-o", help="Write here instead of standard output.")
 ]
-_out = Console()
-_err = Console(stderr=True)
-
-
-def _fail(message: object) -> typer.Exit:
-    _err.print(f"[red]Error:[/red] {message}", markup=True, highlight=False, soft_wrap=True)
-    return typer.Exit(code=1)
 
 
 def _load(file: Path) -> TrackingPlan:

@@ -12,12 +12,15 @@ from typing import Annotated, Any
 
 import msgspec
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from mainstem import config
 from mainstem.api import parse_since
+from mainstem.console import ConfigOption, DataDirOption
+from mainstem.console import err as _err
+from mainstem.console import fail as _fail
+from mainstem.console import out as _out
 from mainstem.errors import MainstemError
 from mainstem.settings import Settings, resolve
 from mainstem.storage.sqlite.pipeline import SqlitePipelineStore
@@ -28,20 +31,6 @@ from mainstem.warehouse.loader import Loader
 warehouse_app = typer.Typer(
     help="The warehouse: Segment's schema in DuckDB or PostgreSQL.", no_args_is_help=True
 )
-ConfigOption = Annotated[
-    str, typer.Option("--config", "-c", envvar="MAINSTEM_CONFIG", help="Workspace file.")
-]
-DataDirOption = Annotated[
-    str | None,
-    typer.Option("--data-dir", help="Data directory (default: the workspace's data_dir setting)."),
-]
-_out = Console()
-_err = Console(stderr=True)
-
-
-def _fail(message: object) -> typer.Exit:
-    _err.print(f"[red]Error:[/red] {message}", markup=True, highlight=False, soft_wrap=True)
-    return typer.Exit(code=1)
 
 
 def _settings(config_path: str, data_dir: str | None) -> Settings:
