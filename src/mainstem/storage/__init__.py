@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, LiteralString, Protocol
 
 from mainstem.logrecord import LogRecord
 
@@ -169,6 +169,36 @@ class ViolationQuery:
     before: int | None = None
     after: int | None = None
     limit: int = 100
+
+
+def conditions(
+    query: EventQuery | RejectionQuery | ViolationQuery, mark: LiteralString
+) -> tuple[LiteralString, list[Any]]:
+    """The ``WHERE`` clause of ``query`` for either backend (``mark``: its placeholder, ``?`` or
+    ``%s``) and the parameters, in order; empty when nothing is filtered."""
+    tests: list[tuple[LiteralString, object]] = [
+        ("source_id =", query.source),
+        ("received_at >=", query.since),
+        ("seq <", query.before),
+        ("seq >", query.after),
+    ]
+    if isinstance(query, EventQuery):
+        tests += [
+            ("type =", query.type),
+            ("event =", query.event),
+            ("user_id =", query.user_id),
+            ("anonymous_id =", query.anonymous_id),
+            ("message_id =", query.message_id),
+        ]
+    elif isinstance(query, RejectionQuery):
+        tests.append(("code =", query.code))
+    else:
+        tests += [("event =", query.event), ("type =", query.type), ("field =", query.field)]
+    used = [(test, value) for test, value in tests if value is not None]
+    if not used:
+        return "", []
+    clause: LiteralString = "WHERE " + " AND ".join(f"{test} {mark}" for test, _ in used)
+    return clause, [value for _, value in used]
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,6 +26,7 @@ from mainstem.storage import (
     ViolationCount,
     ViolationQuery,
     ViolationRow,
+    conditions,
 )
 from mainstem.storage.postgres.connection import Connections, connect, migrate
 
@@ -416,20 +417,10 @@ class PostgresPipelineStore:
         return CommitResult(stored=stored, duplicates=duplicates)
 
     def events(self, query: EventQuery) -> list[EventRow]:
-        where, params = _filters(query.source, query.since, query.before, query.after)
-        for column, value in (
-            ("type", query.type),
-            ("event", query.event),
-            ("user_id", query.user_id),
-            ("anonymous_id", query.anonymous_id),
-            ("message_id", query.message_id),
-        ):
-            if value is not None:
-                where.append(f"{column} = %s")
-                params.append(value)
+        where, params = conditions(query, "%s")
         order = "ASC" if query.after is not None else "DESC"
         rows = self._conns.fetch(
-            f"SELECT seq, source_id, received_at, body FROM events {_where(where)} "
+            f"SELECT seq, source_id, received_at, body FROM events {where} "
             f"ORDER BY seq {order} LIMIT %s",
             [*params, query.limit],
         )
@@ -439,14 +430,11 @@ class PostgresPipelineStore:
         ]
 
     def rejections(self, query: RejectionQuery) -> list[RejectionRow]:
-        where, params = _filters(query.source, query.since, query.before, query.after)
-        if query.code is not None:
-            where.append("code = %s")
-            params.append(query.code)
+        where, params = conditions(query, "%s")
         order = "ASC" if query.after is not None else "DESC"
         rows = self._conns.fetch(
             "SELECT seq, source_id, received_at, code, reason, payload FROM rejections "
-            f"{_where(where)} ORDER BY seq {order} LIMIT %s",
+            f"{where} ORDER BY seq {order} LIMIT %s",
             [*params, query.limit],
         )
         return [
@@ -462,10 +450,10 @@ class PostgresPipelineStore:
         ]
 
     def violations(self, query: ViolationQuery) -> list[ViolationRow]:
-        where, params = _violation_filters(query)
+        where, params = conditions(query, "%s")
         order = "ASC" if query.after is not None else "DESC"
         rows = self._conns.fetch(
-            f"SELECT seq, {_VIOLATION_COLUMNS} FROM violations {_where(where)} "
+            f"SELECT seq, {_VIOLATION_COLUMNS} FROM violations {where} "
             f"ORDER BY seq {order} LIMIT %s",
             [*params, query.limit],
         )
@@ -490,10 +478,10 @@ class PostgresPipelineStore:
         return result
 
     def violation_counts(self, query: ViolationQuery, bucket: int) -> list[ViolationCount]:
-        where, params = _violation_filters(dataclasses.replace(query, before=None, after=None))
+        where, params = conditions(dataclasses.replace(query, before=None, after=None), "%s")
         rows = self._conns.fetch(
             "SELECT source_id, event, field, type, (received_at / %s) * %s AS bucket, "
-            f"count(*), max(received_at) FROM violations {_where(where)} "
+            f"count(*), max(received_at) FROM violations {where} "
             "GROUP BY source_id, event, field, type, bucket "
             "ORDER BY bucket DESC, count(*) DESC, source_id, event, field, type",
             [bucket, bucket, *params],
@@ -587,37 +575,3 @@ def _dedupe(conn: Any, batch: Batch) -> list[bool]:
         )
         flags[index] = cursor.rowcount == 1
     return flags
-
-
-def _filters(
-    source: str | None, since: int | None, before: int | None, after: int | None
-) -> tuple[list[LiteralString], list[Any]]:
-    where: list[LiteralString] = []
-    params: list[Any] = []
-    for clause, value in (
-        ("source_id = %s", source),
-        ("received_at >= %s", since),
-        ("seq < %s", before),
-        ("seq > %s", after),
-    ):
-        if value is not None:
-            where.append(clause)
-            params.append(value)
-    return where, params
-
-
-def _violation_filters(query: ViolationQuery) -> tuple[list[LiteralString], list[Any]]:
-    where, params = _filters(query.source, query.since, query.before, query.after)
-    for clause, value in (
-        ("event = %s", query.event),
-        ("type = %s", query.type),
-        ("field = %s", query.field),
-    ):
-        if value is not None:
-            where.append(clause)
-            params.append(value)
-    return where, params
-
-
-def _where(clauses: list[LiteralString]) -> LiteralString:
-    return "WHERE " + " AND ".join(clauses) if clauses else ""

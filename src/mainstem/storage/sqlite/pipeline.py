@@ -23,6 +23,7 @@ from mainstem.storage import (
     ViolationCount,
     ViolationQuery,
     ViolationRow,
+    conditions,
 )
 from mainstem.storage.sqlite.connection import Readers, connect, migrate, transaction
 
@@ -211,20 +212,10 @@ class SqlitePipelineStore:
         return CommitResult(stored=len(fresh), duplicates=duplicates)
 
     def events(self, query: EventQuery) -> list[EventRow]:
-        where, params = _filters(query.source, query.since, query.before, query.after)
-        for column, value in (
-            ("type", query.type),
-            ("event", query.event),
-            ("user_id", query.user_id),
-            ("anonymous_id", query.anonymous_id),
-            ("message_id", query.message_id),
-        ):
-            if value is not None:
-                where.append(f"{column} = ?")
-                params.append(value)
+        where, params = conditions(query, "?")
         order = "ASC" if query.after is not None else "DESC"
         sql = (
-            f"SELECT seq, source_id, received_at, body FROM events {_where(where)} "
+            f"SELECT seq, source_id, received_at, body FROM events {where} "
             f"ORDER BY seq {order} LIMIT ?"
         )
         rows = self._reader().execute(sql, [*params, query.limit])
@@ -234,14 +225,11 @@ class SqlitePipelineStore:
         ]
 
     def rejections(self, query: RejectionQuery) -> list[RejectionRow]:
-        where, params = _filters(query.source, query.since, query.before, query.after)
-        if query.code is not None:
-            where.append("code = ?")
-            params.append(query.code)
+        where, params = conditions(query, "?")
         order = "ASC" if query.after is not None else "DESC"
         sql = (
             f"SELECT seq, source_id, received_at, code, reason, payload FROM rejections "
-            f"{_where(where)} ORDER BY seq {order} LIMIT ?"
+            f"{where} ORDER BY seq {order} LIMIT ?"
         )
         rows = self._reader().execute(sql, [*params, query.limit])
         return [
@@ -250,11 +238,10 @@ class SqlitePipelineStore:
         ]
 
     def violations(self, query: ViolationQuery) -> list[ViolationRow]:
-        where, params = _violation_filters(query)
+        where, params = conditions(query, "?")
         order = "ASC" if query.after is not None else "DESC"
         sql = (
-            f"SELECT seq, {_VIOLATION_COLUMNS} FROM violations {_where(where)} "
-            f"ORDER BY seq {order} LIMIT ?"
+            f"SELECT seq, {_VIOLATION_COLUMNS} FROM violations {where} ORDER BY seq {order} LIMIT ?"
         )
         rows = self._reader().execute(sql, [*params, query.limit])
         return [
@@ -273,10 +260,10 @@ class SqlitePipelineStore:
         ]  # fmt: skip
 
     def violation_counts(self, query: ViolationQuery, bucket: int) -> list[ViolationCount]:
-        where, params = _violation_filters(dataclasses.replace(query, before=None, after=None))
+        where, params = conditions(dataclasses.replace(query, before=None, after=None), "?")
         sql = (
             "SELECT source_id, event, field, type, (received_at / ?) * ? AS bucket, count(*), "
-            f"max(received_at) FROM violations {_where(where)} "
+            f"max(received_at) FROM violations {where} "
             "GROUP BY source_id, event, field, type, bucket "
             "ORDER BY bucket DESC, count(*) DESC, source_id, event, field, type"
         )
@@ -329,32 +316,6 @@ def _stored_flags(conn: sqlite3.Connection, batch: Batch) -> list[bool]:
     return flags
 
 
-def _filters(
-    source: str | None, since: int | None, before: int | None, after: int | None
-) -> tuple[list[str], list[Any]]:
-    where: list[str] = []
-    params: list[Any] = []
-    for clause, value in (
-        ("source_id = ?", source),
-        ("received_at >= ?", since),
-        ("seq < ?", before),
-        ("seq > ?", after),
-    ):
-        if value is not None:
-            where.append(clause)
-            params.append(value)
-    return where, params
-
-
-def _violation_filters(query: ViolationQuery) -> tuple[list[str], list[Any]]:
-    where, params = _filters(query.source, query.since, query.before, query.after)
-    for column, value in (("event", query.event), ("type", query.type), ("field", query.field)):
-        if value is not None:
-            where.append(f"{column} = ?")
-            params.append(value)
-    return where, params
-
-
 def _violation_values(v: StoredViolation) -> tuple[Any, ...]:
     return (
         v.received_at,
@@ -369,7 +330,3 @@ def _violation_values(v: StoredViolation) -> tuple[Any, ...]:
         v.action,
         v.payload,
     )
-
-
-def _where(clauses: list[str]) -> str:
-    return "WHERE " + " AND ".join(clauses) if clauses else ""
