@@ -47,7 +47,7 @@ def test_advance_moves_the_cursor_adds_totals_and_never_goes_back(
     state: SqlDeliveryState,
 ) -> None:
     state.begin("hook", 0)
-    state.advance("hook", 10, delivered=8, filtered=2)
+    state.advance("hook", 10, delivered=8, dropped={"filter": 2})
     state.advance("hook", 4, delivered=3)  # a paused courier finishing an old batch late
     [progress] = state.progress()
     assert (progress.destination, progress.cursor, progress.delivered, progress.filtered) == (
@@ -63,9 +63,9 @@ def test_dropped_events_are_counted_by_step_and_latency_is_kept(
 ) -> None:
     state.begin("hook", 0)
     state.begin("crm", 0)
-    state.advance("hook", 4, filtered=3, dropped={"consent": 2, "filter": 1})
-    state.advance("hook", 9, delivered=2, filtered=1, dropped={"consent": 1}, latency=0.25)
-    state.advance("hook", 12, filtered=1, dropped={"type": 1})  # no delivery: latency stays
+    state.advance("hook", 4, dropped={"consent": 2, "filter": 1})
+    state.advance("hook", 9, delivered=2, dropped={"consent": 1}, latency=0.25)
+    state.advance("hook", 12, dropped={"type": 1})  # no delivery: latency stays
     assert state.dropped() == {"hook": {"consent": 3, "filter": 1, "type": 1}}
     progress = {p.destination: p for p in state.progress()}
     assert (progress["hook"].filtered, progress["hook"].latency) == (5, 0.25)
@@ -82,7 +82,7 @@ def test_failed_attempts_start_the_retry_clock_until_the_cursor_moves(
     assert state.failing_since("hook") == 100.0
     assert [a.attempt for a in state.attempts("hook", failed=True)] == [2, 1]
     assert state.progress()[0].retries == 2
-    state.advance("hook", 5, attempt=Attempt("hook", 1, 5, 5, 3, "delivered", 200), delivered=5)
+    state.advance("hook", 5, attempts=[Attempt("hook", 1, 5, 5, 3, "delivered", 200)], delivered=5)
     assert state.failing_since("hook") is None
     assert [a.outcome for a in state.attempts("hook")] == ["delivered", "retry", "retry"]
     assert [a.outcome for a in state.attempts("hook", failed=True)] == ["retry", "retry"]
@@ -96,7 +96,7 @@ def test_dead_letters_are_kept_in_order_and_marked_when_replayed(
         DeadLetter("hook", seq, "web", 1_000 + seq, b'{"n": %d}' % seq, "HTTP 400")
         for seq in (1, 2, 3)
     ]
-    state.advance("hook", 3, attempt=attempt("dead", 1, 3), dead=dead)
+    state.advance("hook", 3, attempts=[attempt("dead", 1, 3)], dead=dead)
     letters = state.dead_letters("hook")
     assert [(d.seq, d.body, d.reason) for d in letters] == [
         (1, b'{"n": 1}', "HTTP 400"),

@@ -147,7 +147,7 @@ class Courier:
                     break
         batches = [(index, lane) for index, lane in enumerate(lanes) if lane]
         if not batches:
-            self.state.advance(dest.id, last, filtered=dropped.total(), dropped=dropped)
+            self.state.advance(dest.id, last, dropped=dropped)
             self._consumed(taken, last)
             return "filtered"
         if not full and len(self._ahead) < _SCAN:
@@ -204,7 +204,6 @@ class Courier:
             last,
             attempts=[outcome.record for outcome in done],
             delivered=sum(len(batch) for batch in accepted),
-            filtered=dropped.total(),
             dropped=dropped,
             dead=[letter for outcome in done for letter in outcome.dead or ()],
             # received by Mainstem to accepted by the destination, oldest event first

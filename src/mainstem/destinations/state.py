@@ -87,18 +87,16 @@ class DeliveryState(Protocol):
         destination: str,
         seq: int,
         *,
-        attempt: Attempt | None = None,
-        delivered: int = 0,
-        filtered: int = 0,
-        dead: Sequence[DeadLetter] = (),
-        dropped: Mapping[str, int] | None = None,
-        latency: float | None = None,
         attempts: Sequence[Attempt] = (),
+        delivered: int = 0,
+        dropped: Mapping[str, int] | None = None,
+        dead: Sequence[DeadLetter] = (),
+        latency: float | None = None,
     ) -> None:
-        """Atomically move the cursor to ``seq``, add the totals (``dropped``: filtered events
-        by the routing step that stopped them), record ``attempt`` (and ``attempts``: one per
-        lane of a round), the dead letters and the batch's ``latency``. On failure nothing
-        changed and the batch is sent again (at-least-once)."""
+        """Atomically move the cursor to ``seq``, add the totals (``dropped``: the events not
+        sent, by the routing step that stopped them), record the ``attempts`` (one per lane of
+        a round), the dead letters and the round's ``latency``. On failure nothing changed and
+        the batch is sent again (at-least-once)."""
         ...
 
     def dropped(self) -> dict[str, dict[str, int]]:
@@ -234,15 +232,14 @@ class SqlDeliveryState:
         destination: str,
         seq: int,
         *,
-        attempt: Attempt | None = None,
-        delivered: int = 0,
-        filtered: int = 0,
-        dead: Sequence[DeadLetter] = (),
-        dropped: Mapping[str, int] | None = None,
-        latency: float | None = None,
         attempts: Sequence[Attempt] = (),
+        delivered: int = 0,
+        dropped: Mapping[str, int] | None = None,
+        dead: Sequence[DeadLetter] = (),
+        latency: float | None = None,
     ) -> None:
         now = time.time()
+        filtered = sum((dropped or {}).values())
         with self._transaction() as run:
             self._fence(run, destination)
             # never backwards: a courier that was paused with an old batch may finish it late
@@ -265,9 +262,8 @@ class SqlDeliveryState:
                     "events = dropped.events + excluded.events",
                     (destination, step, count),
                 )
-            for each in (attempt, *attempts):
-                if each is not None:
-                    _insert_attempt(run, each, now)
+            for attempt in attempts:
+                _insert_attempt(run, attempt, now)
             for d in dead:
                 run(
                     "INSERT INTO dead_letters (destination, seq, source_id, received_at, body, "
