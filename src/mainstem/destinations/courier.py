@@ -137,7 +137,7 @@ class Courier:
             last = routed.row.seq
             message = routed.decision.message
             if message is None:
-                dropped[routed.decision.step or "filter"] += 1
+                dropped[routed.decision.step] += 1
             else:
                 raw = None if routed.decision.rewritten else routed.row.body
                 lane = lanes[self._lane(message)]
