@@ -314,3 +314,17 @@ def test_replay_takes_a_rate(setup: tuple[Setup, Receiver, TestClient, App]) -> 
     refused = runner.invoke(cli, ["replay", "-d", "hooks", "--since", "1h", "--rate", "0"])
     assert refused.exit_code == 2
     assert "--rate" in refused.output
+
+
+def test_a_reader_sees_no_delivery_state_until_the_processor_has_created_it(
+    tmp_path: Path,
+) -> None:
+    assert service.open_state(tmp_path) is None
+    # The processor's connect creates the file before its migrations commit.
+    (tmp_path / "delivery.db").touch()
+    assert service.open_state(tmp_path) is None
+    SqliteDeliveryState(tmp_path / "delivery.db").close()
+    state = service.open_state(tmp_path)
+    assert state is not None
+    assert state.progress() == []
+    state.close()

@@ -25,11 +25,16 @@ _REPLAY_ATTEMPTS = 5
 
 
 def open_state(data_dir: Path, *, readonly: bool = True) -> SqliteDeliveryState | None:
-    """The delivery state of ``data_dir``; ``None`` when nothing was delivered there yet."""
+    """The delivery state of ``data_dir``; ``None`` when nothing was delivered there yet
+    (read-only: also while the processor is still creating the file)."""
     path = data_dir / FILE_NAME
     if readonly and not path.exists():
         return None
-    return SqliteDeliveryState(path, readonly=readonly)
+    state = SqliteDeliveryState(path, readonly=readonly)
+    if readonly and not state.migrated():
+        state.close()
+        return None
+    return state
 
 
 def find(destinations: Sequence[Destination], destination_id: str) -> Destination:

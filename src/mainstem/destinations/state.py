@@ -454,6 +454,15 @@ class SqliteDeliveryState(SqlDeliveryState):
                         run(statement, ())
                 run("INSERT INTO schema_migrations VALUES (?, ?)", (name, time.time()))
 
+    def migrated(self) -> bool:
+        """Whether every migration has committed: a reader that opens the file while the
+        processor is still creating it must not see a half-made schema."""
+        try:
+            done = {row[0] for row in self._read("SELECT name FROM schema_migrations")}
+        except sqlite3.OperationalError:
+            return False
+        return all(name in done for name, _ in _MIGRATIONS)
+
     def _read(self, query: str, params: Sequence[object] = ()) -> list[Row]:
         with self._lock:
             return self._conn.execute(query, params).fetchall()
