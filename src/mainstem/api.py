@@ -14,7 +14,7 @@ from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
-from mainstem import __version__, timestamps, ui
+from mainstem import __version__, listing, timestamps, ui
 from mainstem.config import Source
 from mainstem.destinations import service as destination_service
 from mainstem.destinations.spec import Destination
@@ -59,15 +59,6 @@ def parse_cursor(value: str | None, name: str) -> int | None:
             code="invalid_cursor",
         )
     return int(value)
-
-
-def payload_json(raw: bytes) -> msgspec.Raw | str:
-    """Stored JSON spliced in as JSON; anything that is not JSON as text."""
-    try:
-        msgspec.json.decode(raw)
-    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
-        return raw.decode("utf-8", "replace")
-    return msgspec.Raw(raw)
 
 
 def build_api(
@@ -145,15 +136,7 @@ def build_api(
             limit=limit,
         )
         rows = store().events(query)
-        data = [
-            {
-                "seq": row.seq,
-                "source_id": row.source_id,
-                "received_at": timestamps.format_us(row.received_at),
-                "message": msgspec.Raw(row.body),
-            }
-            for row in rows
-        ]
+        data = [listing.event_json(row) for row in rows]
         return _page(data, rows[-1].seq if rows else None, limit, query.after)
 
     @app.get("/api/v1/rejections", summary="Rejected messages with Segment's discard codes")
@@ -176,17 +159,7 @@ def build_api(
             limit=limit,
         )
         rows = store().rejections(query)
-        data = [
-            {
-                "seq": row.seq,
-                "source_id": row.source_id,
-                "received_at": timestamps.format_us(row.received_at),
-                "code": row.code,
-                "reason": row.reason,
-                "payload": payload_json(row.payload),
-            }
-            for row in rows
-        ]
+        data = [listing.rejection_json(row) for row in rows]
         return _page(data, rows[-1].seq if rows else None, limit, query.after)
 
     @app.get("/api/v1/violations", summary="Tracking-plan violations: counts over time, samples")

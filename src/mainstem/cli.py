@@ -15,8 +15,8 @@ import msgspec
 import typer
 from rich.table import Table
 
-from mainstem import __version__, config, timestamps
-from mainstem.api import parse_since, payload_json
+from mainstem import __version__, config, listing, timestamps
+from mainstem.api import parse_since
 from mainstem.console import ConfigOption, DataDirOption
 from mainstem.console import err as _err
 from mainstem.console import fail as _fail
@@ -165,16 +165,7 @@ def events(
     def emit(rows: list[Any]) -> None:
         if as_json:
             for row in rows:
-                sys.stdout.write(
-                    _json_line(
-                        {
-                            "seq": row.seq,
-                            "source_id": row.source_id,
-                            "received_at": timestamps.format_us(row.received_at),
-                            "message": msgspec.Raw(row.body),
-                        }
-                    )
-                )
+                sys.stdout.write(_json_line(listing.event_json(row)))
             sys.stdout.flush()
             return
         table = Table(show_header=not follow or not emitted, box=None)
@@ -242,18 +233,7 @@ def rejections(
     def emit(rows: list[Any]) -> None:
         if as_json:
             for row in rows:
-                sys.stdout.write(
-                    _json_line(
-                        {
-                            "seq": row.seq,
-                            "source_id": row.source_id,
-                            "received_at": timestamps.format_us(row.received_at),
-                            "code": row.code,
-                            "reason": row.reason,
-                            "payload": payload_json(row.payload),
-                        }
-                    )
-                )
+                sys.stdout.write(_json_line(listing.rejection_json(row)))
             sys.stdout.flush()
             return
         table = Table(box=None)
