@@ -122,6 +122,40 @@ def free_port() -> int:
         return port
 
 
+def start_serve(
+    args: list[str],
+    port: int,
+    log_path: Path,
+    timeout: float,
+    *,
+    name: str = "server",
+    env: dict[str, str] | None = None,
+    new_session: bool = False,
+) -> subprocess.Popen[bytes]:
+    """Run ``mainstem serve ARGS --port PORT`` with its output in ``log_path`` and wait until
+    ``/health`` answers 200; fail with the log if it exits or stays unhealthy."""
+    with log_path.open("ab") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "mainstem", "serve", *args, "--port", str(port)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=ROOT,
+            env=env,
+            start_new_session=new_session,
+        )
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{name} exited: {log_path.read_text()}")
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
+                return process
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"{name} did not become healthy: {log_path.read_text()}")
+
+
 class ServerProcess:
     """``mainstem serve`` as a real subprocess on a loopback port."""
 
@@ -136,35 +170,12 @@ class ServerProcess:
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 30.0) -> None:
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "mainstem",
-                    "serve",
-                    "--config",
-                    str(self.config_path),
-                    "--data-dir",
-                    str(self.data_dir),
-                    "--port",
-                    str(self.port),
-                ],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                cwd=ROOT,
-            )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"server exited: {self.log_path.read_text()}")
-            try:
-                if httpx.get(f"{self.url}/health", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        raise RuntimeError(f"server did not become healthy: {self.log_path.read_text()}")
+        self.process = start_serve(
+            ["--config", str(self.config_path), "--data-dir", str(self.data_dir)],
+            self.port,
+            self.log_path,
+            timeout,
+        )
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> int:
         assert self.process is not None

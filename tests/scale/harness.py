@@ -10,16 +10,14 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import threading
-import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from tests.conftest import ADMIN_TOKEN, ROOT, WRITE_KEY, free_port, wait_for
+from tests.conftest import ADMIN_TOKEN, WRITE_KEY, free_port, start_serve, wait_for
 from tests.destinations.conftest import Receiver
 
 BATCH = 10
@@ -47,43 +45,11 @@ class Node:
 
     def start(self, timeout: float = 30.0) -> None:
         env = {k: v for k, v in os.environ.items() if k != "MAINSTEM_DATABASE_URL"}
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "mainstem",
-                    "serve",
-                    "--config",
-                    str(self.config),
-                    "--data-dir",
-                    str(self.data_dir),
-                    "--port",
-                    str(self.port),
-                    "--database",
-                    self.url,
-                    "--role",
-                    self.role,
-                    "--lease-ttl",
-                    self.lease_ttl,
-                ],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                cwd=ROOT,
-                env=env,
-                start_new_session=True,
-            )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"{self.name} exited: {self.log_path.read_text()}")
-            try:
-                if httpx.get(f"{self.http}/health", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        raise RuntimeError(f"{self.name} did not become healthy: {self.log_path.read_text()}")
+        args = ["--config", str(self.config), "--data-dir", str(self.data_dir)]
+        args += ["--database", self.url, "--role", self.role, "--lease-ttl", self.lease_ttl]
+        self.process = start_serve(
+            args, self.port, self.log_path, timeout, name=self.name, env=env, new_session=True
+        )
 
     def signal(self, sig: int) -> None:
         assert self.process is not None
