@@ -21,90 +21,29 @@ import httpx
 import pytest
 
 from tests.conftest import WRITE_KEY, ServerProcess, wait_for
+from tests.senders import BATCH, BatchSender
 
 pytestmark = pytest.mark.slow
 
 THREADS = 4
-BATCH = 10
-# Answers a client may get around a stop or a restart: 503 (the log is not accepting writes).
-# Anything else (400, 500, ...) is a server bug.
-RETRYABLE = {503}
 
 
-def batch_body(ids: list[str]) -> dict[str, Any]:
-    return {
-        "writeKey": WRITE_KEY,
-        "batch": [
-            {"type": "track", "event": "Crash Test", "userId": "crash-user", "messageId": mid}
-            for mid in ids
-        ],
-    }
-
-
-class Sender(threading.Thread):
-    """One SDK-like client: keep-alive connection, batches of ``BATCH`` events with unique
-    messageIds ``t{thread}-{n}-{i}``. A batch whose answer was lost (connection error) or
-    refused with 503 is re-sent with the same messageIds until it gets its 200, as the
-    Segment SDKs do."""
+class Sender(BatchSender):
+    """One keep-alive client: batches of ``BATCH`` events with messageIds ``t{thread}-{n}-{i}``."""
 
     def __init__(self, index: int, url: str, stop: threading.Event) -> None:
-        super().__init__(name=f"sender-{index}", daemon=True)
+        super().__init__(f"sender-{index}", url, stop, pause=0.02)
         self.index = index
-        self.url = url
-        self.halt = stop
-        self.lock = threading.Lock()
-        self.sent: set[str] = set()
-        self.acked: set[str] = set()
-        self.acked_batches: list[list[str]] = []
-        self.oks = 0
-        self.failures = 0
-        self.retried_ok = 0
-        self.unexpected: list[tuple[int, str]] = []
-        self.crash: BaseException | None = None
 
-    def run(self) -> None:
-        try:
-            self._loop()
-        except BaseException as exc:  # surfaced by the test, never swallowed
-            self.crash = exc
+    def messages(self, n: int) -> list[dict[str, Any]]:
+        return batch([f"t{self.index}-{n}-{i}" for i in range(BATCH)])
 
-    def _loop(self) -> None:
-        n = 0
-        pending: list[str] | None = None
-        timeout = httpx.Timeout(5.0, connect=1.0)
-        with httpx.Client(base_url=self.url, timeout=timeout) as client:
-            while not self.halt.is_set():
-                retry = pending is not None
-                if pending is None:
-                    pending = [f"t{self.index}-{n}-{i}" for i in range(BATCH)]
-                    n += 1
-                ids = pending
-                with self.lock:
-                    self.sent.update(ids)
-                try:
-                    response = client.post("/v1/batch", json=batch_body(ids))
-                except httpx.TransportError:
-                    with self.lock:
-                        self.failures += 1
-                    self.halt.wait(0.02)
-                    continue
-                if response.status_code == 200:
-                    with self.lock:
-                        self.acked.update(ids)
-                        self.acked_batches.append(ids)
-                        self.oks += 1
-                        self.retried_ok += retry
-                    pending = None
-                    continue
-                with self.lock:
-                    self.failures += 1
-                    if response.status_code not in RETRYABLE:
-                        self.unexpected.append((response.status_code, response.text[:200]))
-                self.halt.wait(0.02)
 
-    def counts(self) -> tuple[int, int]:
-        with self.lock:
-            return self.oks, self.failures
+def batch(ids: list[str]) -> list[dict[str, Any]]:
+    return [
+        {"type": "track", "event": "Crash Test", "userId": "crash-user", "messageId": mid}
+        for mid in ids
+    ]
 
 
 def start_senders(server: ServerProcess) -> tuple[list[Sender], threading.Event]:
@@ -206,7 +145,7 @@ def resend(server: ServerProcess, batches: list[list[str]]) -> None:
     """A client re-sending batches whose 200 it never saw (the response was lost)."""
     with httpx.Client(base_url=server.url, timeout=10) as client:
         for ids in batches:
-            response = client.post("/v1/batch", json=batch_body(ids))
+            response = client.post("/v1/batch", json={"writeKey": WRITE_KEY, "batch": batch(ids)})
             assert response.status_code == 200, response.text
 
 

@@ -17,13 +17,9 @@ from typing import Any
 
 import httpx
 
-from tests.conftest import ADMIN_TOKEN, WRITE_KEY, free_port, start_serve, wait_for
+from tests.conftest import ADMIN_TOKEN, free_port, start_serve, wait_for
 from tests.destinations.conftest import Receiver
-
-BATCH = 10
-# Answers a client may get while a process or the database is down: 503 (nothing was stored,
-# retry). Anything else is a bug.
-RETRYABLE = {503}
+from tests.senders import BATCH, BatchSender
 
 
 class Node:
@@ -79,80 +75,24 @@ class Node:
         return data
 
 
-class Client(threading.Thread):
-    """One SDK-like client for one user, sticky to one gateway: batches of ``BATCH`` track
-    events numbered ``n`` in order, each batch re-sent with the same messageIds until it gets its
-    200, as the Segment SDKs do. The next batch is sent only after the previous one's 200."""
+class Client(BatchSender):
+    """One client for one user, sticky to one gateway: track events numbered in order."""
 
     def __init__(self, index: int, gateways: list[Node], stop: threading.Event) -> None:
-        super().__init__(name=f"client-{index}", daemon=True)
-        self.index = index
+        super().__init__(f"client-{index}", gateways[index % len(gateways)].http, stop, 0.05)
         self.user = f"user-{index}"
-        self.gateways = gateways
-        self.halt = stop
-        self.lock = threading.Lock()
-        self.sent: set[str] = set()
-        self.acked: set[str] = set()
-        self.oks = 0
-        self.failures = 0
-        self.unexpected: list[tuple[int, str]] = []
-        self.crash: BaseException | None = None
 
-    def run(self) -> None:
-        try:
-            self._loop()
-        except BaseException as exc:  # surfaced by the test, never swallowed
-            self.crash = exc
-
-    def _body(self, n: int) -> dict[str, Any]:
-        return {
-            "writeKey": WRITE_KEY,
-            "batch": [
-                {
-                    "type": "track",
-                    "event": "Scale Test",
-                    "userId": self.user,
-                    "messageId": f"{self.user}-{n * BATCH + i}",
-                    "properties": {"n": n * BATCH + i},
-                }
-                for i in range(BATCH)
-            ],
-        }
-
-    def _loop(self) -> None:
-        n = 0
-        timeout = httpx.Timeout(5.0, connect=1.0)
-        gateway = self.gateways[self.index % len(self.gateways)]
-        client = httpx.Client(timeout=timeout)
-        try:
-            while not self.halt.is_set():
-                body = self._body(n)
-                with self.lock:
-                    self.sent.update(m["messageId"] for m in body["batch"])
-                try:
-                    response = client.post(f"{gateway.http}/v1/batch", json=body)
-                except httpx.TransportError:
-                    with self.lock:
-                        self.failures += 1
-                    self.halt.wait(0.05)
-                    continue
-                if response.status_code == 200:
-                    with self.lock:
-                        self.acked.update(m["messageId"] for m in body["batch"])
-                        self.oks += 1
-                    n += 1
-                    continue
-                with self.lock:
-                    self.failures += 1
-                    if response.status_code not in RETRYABLE:
-                        self.unexpected.append((response.status_code, response.text[:200]))
-                self.halt.wait(0.05)
-        finally:
-            client.close()
-
-    def counts(self) -> tuple[int, int]:
-        with self.lock:
-            return self.oks, self.failures
+    def messages(self, n: int) -> list[dict[str, Any]]:
+        return [
+            {
+                "type": "track",
+                "event": "Scale Test",
+                "userId": self.user,
+                "messageId": f"{self.user}-{n * BATCH + i}",
+                "properties": {"n": n * BATCH + i},
+            }
+            for i in range(BATCH)
+        ]
 
 
 class Load:
