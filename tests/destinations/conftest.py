@@ -100,6 +100,19 @@ class Receiver:
             return status, extra
 
 
+def reply(
+    handler: BaseHTTPRequestHandler, status: int, headers: dict[str, str], payload: bytes
+) -> None:
+    """Answer a loopback request with a JSON ``payload``."""
+    handler.send_response(status)
+    for key, value in headers.items():
+        handler.send_header(key, value)
+    handler.send_header("Content-Type", "application/json")
+    handler.send_header("Content-Length", str(len(payload)))
+    handler.end_headers()
+    handler.wfile.write(payload)
+
+
 def _handler(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -110,13 +123,7 @@ def _handler(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
             headers = {key.lower(): value for key, value in self.headers.items()}
             status, extra = receiver.handle(self.path, headers, raw)
             payload = b'{"success":true}' if status < 300 else b'{"error":"nope"}'
-            self.send_response(status)
-            for key, value in extra.items():
-                self.send_header(key, value)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(payload)))
-            self.end_headers()
-            self.wfile.write(payload)
+            reply(self, status, extra, payload)
 
         def log_message(self, format: str, *args: Any) -> None:
             pass

@@ -21,7 +21,7 @@ from mainstem.destinations import transports
 from mainstem.destinations.courier import Courier, Timing
 from mainstem.destinations.spec import Destination, Endpoint
 from mainstem.destinations.state import SqliteDeliveryState
-from tests.destinations.conftest import Pipeline
+from tests.destinations.conftest import Pipeline, reply
 
 FAST = Timing(backoff_base=0.01, backoff_cap=0.05, poll=0.01)
 Reply = tuple[int, dict[str, str]]
@@ -147,13 +147,7 @@ def _handler(vendor: Vendor, parse: Callable[[bytes, dict[str, str]], Any]) -> t
                 with vendor.lock:
                     vendor.refused.append(refusal.reason)
                 status, extra, payload = refusal.status, {}, refusal.body
-            self.send_response(status)
-            for key, value in extra.items():
-                self.send_header(key, value)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(payload)))
-            self.end_headers()
-            self.wfile.write(payload)
+            reply(self, status, extra, payload)
 
         def log_message(self, format: str, *args: Any) -> None:
             pass
