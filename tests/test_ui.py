@@ -96,3 +96,44 @@ def server_rejections(server: ServerProcess) -> list[object]:
     response = httpx.get(f"{server.url}/api/v1/rejections", headers=AUTH)
     data: list[object] = response.json()["data"]
     return data
+
+
+def test_a_person_looks_up_a_profile_by_any_identifier(server: ServerProcess, page: Page) -> None:
+    batch = [
+        {"type": "track", "event": "Viewed Pricing", "anonymousId": "anon-7"},
+        {
+            "type": "identify",
+            "userId": "ui-42",
+            "anonymousId": "anon-7",
+            "traits": {"email": "ada@example.com", "plan": "pro"},
+        },
+    ]
+    assert httpx.post(f"{server.url}/v1/batch", json={"writeKey": WRITE_KEY, "batch": batch})
+    profiles = f"{server.url}/v1/spaces/s/collections/users/profiles/user_id:ui-42/traits"
+    wait_for(
+        lambda: httpx.get(profiles, auth=(ADMIN_TOKEN, "")).status_code == 200,
+        20,
+        "identity to resolve the batch",
+    )
+    page.goto(f"{server.url}/ui#profiles")
+    page.fill("#token", ADMIN_TOKEN)
+    page.click("text=Open")
+    page.fill("#profile-id", "email:nobody@example.com")
+    page.click("text=Look up")
+    expect(page.locator("main .error")).to_contain_text(
+        "No profile has the identifier email:nobody@example.com"
+    )
+
+    page.fill("#profile-id", "email:ada@example.com")
+    page.click("text=Look up")
+    main = page.locator("main")
+    expect(main).to_contain_text('"pro"')  # the traits
+    for identifier in ("ui-42", "anon-7", "ada@example.com"):
+        expect(main.locator("table", has_text="First seen")).to_contain_text(identifier)
+    events = main.locator("table", has_text="Event / name").locator("tbody tr")
+    expect(events).to_have_count(2)  # the anonymous page view is the same person's
+    events.filter(has_text="Viewed Pricing").click()
+    detail = page.locator("#detail-json")
+    expect(detail).to_contain_text('"event": "Viewed Pricing"')
+    expect(detail).to_contain_text('"id": "anon-7"')  # the identifier that tied it to ui-42
+    assert page.locator("#profile-segment-id").inner_text().startswith("use_")

@@ -5,8 +5,11 @@
 const state = { token: localStorage.getItem("mainstem.token") || "", timer: null };
 const view = document.getElementById("view");
 
-async function api(path) {
-  const response = await fetch(path, { headers: { Authorization: `Bearer ${state.token}` } });
+// The admin API takes the token as a Bearer token; the Profile API, like Segment's, as the
+// HTTP Basic username.
+async function api(path, scheme = "Bearer") {
+  const credentials = scheme === "Basic" ? btoa(`${state.token}:`) : state.token;
+  const response = await fetch(path, { headers: { Authorization: `${scheme} ${credentials}` } });
   if (response.status === 401) {
     localStorage.removeItem("mainstem.token");
     state.token = "";
@@ -42,6 +45,36 @@ function table(columns, rows, onSelect) {
 function showDetail(value) {
   document.getElementById("detail-json").textContent = JSON.stringify(value, null, 2);
   document.getElementById("detail").hidden = false;
+}
+
+// A profile by any of its identifiers (user_id:u1, email:a@b.co, anonymous_id:…, group_id:…) or
+// its segment_id, through the Profile API: users first, then accounts.
+async function lookUp(id) {
+  for (const collection of ["users", "accounts"]) {
+    const base = `/v1/spaces/ui/collections/${collection}/profiles/${encodeURIComponent(id)}`;
+    try {
+      const metadata = (await api(`${base}/metadata`, "Basic")).metadata;
+      const [traits, ids, events] = await Promise.all([
+        api(`${base}/traits?limit=200`, "Basic"),
+        api(`${base}/external_ids?limit=100`, "Basic"),
+        api(`${base}/events?limit=25`, "Basic"),
+      ]);
+      return { collection, metadata, traits: traits.traits, ids: ids.data, events: events.data };
+    } catch (error) {
+      if (error.message !== "Profile was not found.") throw error;
+    }
+  }
+  throw new Error(`No profile has the identifier ${id} — try user_id:…, email:…, anonymous_id:… or a segment_id.`);
+}
+
+function profileSearch(id) {
+  const input = el("input", { id: "profile-id", value: id, placeholder: "user_id:u1, email:a@b.co or a segment_id", required: "" });
+  const form = el("form", { id: "profile-search", class: "inline" }, input, el("button", { type: "submit" }, "Look up"));
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    location.hash = `#profiles/${encodeURIComponent(input.value.trim())}`;
+  });
+  return form;
 }
 
 const views = {
@@ -115,6 +148,48 @@ const views = {
       ),
     ];
   },
+  async profiles(id) {
+    const parts = [
+      el("h2", {}, "Profiles ", el("span", { class: "muted" }, "(the identity graph: traits, identifiers and events of one person or account)")),
+      profileSearch(id),
+    ];
+    if (!id) return parts;
+    let found;
+    try {
+      found = await lookUp(id);
+    } catch (error) {
+      if (error.message === "unauthorized") throw error;
+      return [...parts, el("p", { class: "error" }, error.message)];
+    }
+    const traits = Object.entries(found.traits).map(([key, value]) => ({ key, value }));
+    parts.push(
+      el("p", {}, el("code", { id: "profile-segment-id" }, found.events.length ? found.events[0].related.users : id), ` · ${found.collection} · created ${found.metadata.created_at} · updated ${found.metadata.updated_at}`),
+      el("h2", {}, "Traits"),
+      table([["Trait", (t) => el("code", {}, t.key)], ["Value", (t) => JSON.stringify(t.value)]], traits),
+      el("h2", {}, "Identifiers"),
+      table(
+        [
+          ["Type", (i) => i.type],
+          ["Value", (i) => el("code", {}, i.id)],
+          ["Source", (i) => i.source_id],
+          ["First seen", (i) => i.created_at],
+        ],
+        found.ids,
+      ),
+      el("h2", {}, "Latest events ", el("span", { class: "muted" }, "(click for the JSON)")),
+      table(
+        [
+          ["Timestamp", (e) => e.timestamp],
+          ["Type", (e) => e.type],
+          ["Event / name", (e) => e.event || e.name || ""],
+          ["Source", (e) => e.source_id],
+        ],
+        found.events,
+        (e) => showDetail(e),
+      ),
+    );
+    return parts;
+  },
   async destinations() {
     const { data } = await api("/api/v1/destinations");
     const parts = [
@@ -138,13 +213,13 @@ const views = {
 };
 
 async function render() {
-  const name = (location.hash || "#sources").slice(1);
+  const [name, argument] = (location.hash || "#sources").slice(1).split("/", 2);
   const show = views[name] ? name : "sources";
   for (const link of document.querySelectorAll("#tabs a")) {
     link.classList.toggle("active", link.dataset.view === show);
   }
   try {
-    const parts = await views[show]();
+    const parts = await views[show](decodeURIComponent(argument || ""));
     view.replaceChildren(...parts);
   } catch (error) {
     if (error.message !== "unauthorized") view.replaceChildren(el("p", { class: "error" }, error.message));
