@@ -13,6 +13,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
+from mainstem.api import build_api
 from mainstem.cli import app
 from mainstem.destinations.integrations import INTEGRATIONS
 from mainstem.gateway import ROUTES
@@ -153,6 +154,22 @@ def test_every_ingest_route_is_documented(path: str) -> None:
     ],
 )
 def test_the_other_http_paths_are_documented(path: str) -> None:
+    pattern = r"(?<![\w/{}])" + re.escape(path) + r"(?![\w/{}])"
+    assert re.search(pattern, _read(DOCS / "http-api.md")), f"docs/http-api.md lacks {path}"
+
+
+def _admin_routes() -> list[str]:
+    app = build_api(lambda: None, lambda: None, dict, bytes)  # type: ignore[arg-type,return-value]
+    paths = {getattr(route, "path", "") for route in app.routes}
+    return sorted(path for path in paths if path.startswith("/api/v1/"))
+
+
+def test_the_admin_routes_are_found() -> None:
+    assert {"/api/v1/events", "/api/v1/warehouse/loads"} <= set(_admin_routes())
+
+
+@pytest.mark.parametrize("path", _admin_routes())
+def test_every_admin_route_is_documented(path: str) -> None:
     pattern = r"(?<![\w/{}])" + re.escape(path) + r"(?![\w/{}])"
     assert re.search(pattern, _read(DOCS / "http-api.md")), f"docs/http-api.md lacks {path}"
 

@@ -26,6 +26,8 @@ from mainstem.plans import report as violations_report
 from mainstem.secret import Secret
 from mainstem.settings import parse_duration
 from mainstem.storage import EventQuery, PipelineStore, RejectionQuery, ViolationQuery
+from mainstem.warehouse import service as warehouse_service
+from mainstem.warehouse.dialects import Dialect
 
 _encode = msgspec.json.Encoder().encode
 MAX_LIMIT = 1000
@@ -69,6 +71,7 @@ def build_api(
     delivery: Callable[[], tuple[Sequence[Destination], DeliveryState | None]] | None = None,
     sources: Callable[[], Sequence[Source]] | None = None,
     profiles: Callable[[], ProfileEditor | None] | None = None,
+    warehouse: Callable[[], Dialect | None] | None = None,
 ) -> FastAPI:
     app = FastAPI(
         title="Mainstem admin API",
@@ -218,6 +221,28 @@ def build_api(
         destination = destination_service.find(destinations, destination_id)
         data = destination_service.explain(destination, store(), message_id)
         return Response(_encode({"data": data}), media_type="application/json")
+
+    def _warehouse() -> Dialect:
+        dialect = warehouse() if warehouse is not None else None
+        if dialect is None:
+            raise NotFound(
+                "the warehouse is off (settings.warehouse: none) — set it to duckdb or a "
+                "postgresql:// URL",
+                code="warehouse_off",
+            )
+        return dialect
+
+    @app.get("/api/v1/warehouse/loads", summary="The warehouse's loads, newest first")
+    def list_loads(request: Request, limit: Limit = 20) -> Response:
+        authorize(request)
+        data = warehouse_service.loads_json(_warehouse(), limit)
+        return Response(_encode({"data": data}), media_type="application/json")
+
+    @app.get("/api/v1/warehouse/schema", summary="The warehouse's tables and schema changes")
+    def warehouse_schema(request: Request, changes: Limit = 20) -> Response:
+        authorize(request)
+        body = warehouse_service.schema_json(_warehouse(), changes)
+        return Response(_encode(body), media_type="application/json")
 
     @app.get("/api/v1/sources", summary="Sources with their write keys and event totals")
     def list_sources(request: Request) -> Response:

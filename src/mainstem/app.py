@@ -114,6 +114,7 @@ class App:
             delivery=lambda: (self.workspace.destinations, self._deliveries()),
             sources=lambda: self.workspace.sources,
             profiles=self._profile_editor,
+            warehouse=lambda: warehouse.configured(self.workspace.settings),
         )
         self.functions = SourceFunctions(lambda: self.workspace, lambda: self.gateway)
         self.profiles_api = build_profiles_api(

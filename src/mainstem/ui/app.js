@@ -190,6 +190,49 @@ const views = {
     );
     return parts;
   },
+  async warehouse() {
+    const [{ data: loads }, schema] = await Promise.all([
+      api("/api/v1/warehouse/loads?limit=20"),
+      api("/api/v1/warehouse/schema?changes=20"),
+    ]);
+    return [
+      el("h2", {}, "Warehouse loads ", el("span", { class: "muted" }, "(newest first; click for the details)")),
+      table(
+        [
+          ["Started", (l) => l.started_at],
+          ["Stream", (l) => l.stream],
+          ["Events", (l) => l.events, true],
+          ["Rows", (l) => l.row_count, true],
+          ["Duplicates", (l) => l.duplicates, true],
+          ["Discards", (l) => l.discards, true],
+          ["Schema changes", (l) => l.schema_changes, true],
+          ["Status", (l) => l.status],
+          ["Error", (l) => l.error || ""],
+        ],
+        loads,
+        (l) => showDetail(l),
+      ),
+      el("h2", {}, "Tables ", el("span", { class: "muted" }, "(Segment's layout, a schema per source; click for the columns)")),
+      table(
+        [
+          ["Table", (t) => el("code", {}, `${t.schema}.${t.table}`)],
+          ["Columns", (t) => t.columns.length, true],
+        ],
+        schema.tables,
+        (t) => showDetail(t.columns),
+      ),
+      el("h2", {}, "Schema changes ", el("span", { class: "muted" }, "(newest first)")),
+      table(
+        [
+          ["When", (c) => c.changed_at],
+          ["Table", (c) => el("code", {}, `${c.schema_name}.${c.table_name}`)],
+          ["Change", (c) => c.change],
+          ["Detail", (c) => c.detail || ""],
+        ],
+        schema.changes,
+      ),
+    ];
+  },
   async destinations() {
     const { data } = await api("/api/v1/destinations");
     const parts = [

@@ -140,3 +140,25 @@ def changes(dialect: Dialect, limit: int = 20) -> tuple[list[str], list[tuple[An
         "SELECT changed_at, load_id, schema_name, table_name, change, detail "
         f"FROM {META}.schema_changes ORDER BY changed_at DESC LIMIT {int(limit)}",
     )
+
+
+def loads_json(dialect: Dialect, limit: int = 20) -> list[dict[str, Any]]:
+    """:func:`history` as one object per load, for ``/api/v1/warehouse/loads``."""
+    names, rows = history(dialect, limit)
+    return [dict(zip(names, row, strict=True)) for row in rows]
+
+
+def schema_json(dialect: Dialect, limit: int = 20) -> dict[str, Any]:
+    """Every loaded table with its columns, and the newest schema changes, for
+    ``/api/v1/warehouse/schema``."""
+    tables: dict[tuple[str, str], list[dict[str, str]]] = {}
+    for schema, table, column, kind in columns(dialect):
+        tables.setdefault((schema, table), []).append({"name": column, "type": kind})
+    names, rows = changes(dialect, limit)
+    return {
+        "tables": [
+            {"schema": schema, "table": table, "columns": found}
+            for (schema, table), found in tables.items()
+        ],
+        "changes": [dict(zip(names, row, strict=True)) for row in rows],
+    }
