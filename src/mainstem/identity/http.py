@@ -12,7 +12,7 @@ from __future__ import annotations
 import base64
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import msgspec
 from fastapi import Body, FastAPI, Query, Request
@@ -36,6 +36,7 @@ Limit = Annotated[int, Query(ge=1, le=200, description="Traits per page.")]
 ListLimit = Annotated[int, Query(ge=1, le=100, description="Items per page.")]
 LinkLimit = Annotated[int, Query(ge=1, le=20, description="Links per page.")]
 _decode = msgspec.json.Decoder().decode
+T = TypeVar("T")
 
 
 class AuthenticationError(Unauthorized):
@@ -50,6 +51,14 @@ def _list(value: str | None) -> list[str] | None:
     if not value:
         return None
     return [part.strip() for part in value.split(",") if part.strip()]
+
+
+def _page(items: list[T], next: str | None, limit: int) -> tuple[list[T], str]:
+    """The page of ``items`` that the cursor ``next`` starts, and the cursor of the page after
+    it (``""`` on the last page)."""
+    start = _offset(next)
+    more = start + limit < len(items)
+    return items[start : start + limit], str(start + limit) if more else ""
 
 
 def _offset(value: str | None) -> int:
@@ -160,15 +169,11 @@ def build_profiles_api(
             for key, trait in profile.traits.items()
             if not trait.removed and (wanted is None or key in wanted)
         )  # keys are unique: the traits never get compared
-        start = _offset(next)
-        page = items[start : start + limit]
-        more = start + limit < len(items)
+        page, following = _page(items, next, limit)
         return _json(
             {
                 "traits": views.traits(page, verbose),
-                "cursor": views.cursor(
-                    url(request), more, str(start + limit) if more else "", limit
-                ),
+                "cursor": views.cursor(url(request), bool(following), following, limit),
             }
         )
 
@@ -189,13 +194,11 @@ def build_profiles_api(
             (i for i in profile.identifiers.values() if wanted is None or i.id.type in wanted),
             key=lambda i: (-i.created_at, i.id.type, i.id.value),
         )
-        start = _offset(next)
-        page = items[start : start + limit]
-        more = start + limit < len(items)
+        page, following = _page(items, next, limit)
         return _json(
             {
                 "data": [views.external_id(i, collection, verbose) for i in page],
-                "cursor": views.cursor(url(request), more, str(start + limit) if more else ""),
+                "cursor": views.cursor(url(request), bool(following), following),
             }
         )
 
