@@ -101,7 +101,7 @@ def run(args: dict[str, Any]) -> None:
     allow_deep_json()
     stop = threading.Event()
     _die_with_parent(args["parent"], stop)
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    _stop_on_sigterm(stop)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and stops us
     if args.get("database_url"):
         _run_consumer(args, stop)
@@ -180,6 +180,20 @@ def _run_consumer(args: dict[str, Any], stop: threading.Event) -> None:
     log.info("worker started (pid %d, lease owner %s)", os.getpid(), consumer.owner)
     consumer.run(stop)
     log.info("worker stopped")
+
+
+def _stop_on_sigterm(stop: threading.Event) -> None:
+    """SIGTERM sets ``stop`` — from a new thread. A Python signal handler runs in the main
+    thread between two bytecodes, possibly inside ``stop.set()`` itself: a second SIGTERM (the
+    parent's ``terminate()`` and then its death signal) arriving there made the handler wait
+    for the event's lock that its own frame held, and the processor never exited, keeping
+    ``processor.lock`` from its successor."""
+
+    def handle(signum: int, frame: object) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # one stop is enough
+        threading.Thread(target=stop.set, name="sigterm", daemon=True).start()
+
+    signal.signal(signal.SIGTERM, handle)
 
 
 def _die_with_parent(parent: int, stop: threading.Event) -> None:
