@@ -20,6 +20,7 @@ This module is pure: it reads and writes profiles through :class:`GraphState`.
 from __future__ import annotations
 
 import os
+import struct
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -180,7 +181,15 @@ class GraphState(Protocol):
 
 
 def random_segment_id(collection: str) -> str:
-    return PREFIXES[collection] + ksuid(int(time.time()), os.urandom(16))
+    """A new profile's id: prefix + KSUID whose 16 payload bytes are the nanosecond clock then
+    8 random bytes. Ids sort by creation time, so the profiles store's indexes keyed by
+    ``segment_id`` take the rows of new (and usually most active) profiles near their end,
+    in pages already cached, instead of at random places."""
+    now = time.time_ns()
+    return PREFIXES[collection] + ksuid(now // 1_000_000_000, _NS.pack(now) + os.urandom(8))
+
+
+_NS = struct.Struct(">Q")
 
 
 class MemoryState:
