@@ -115,17 +115,20 @@ class FailingCommit:
     """A real profiles store whose next commit fails after writing, like a crash before
     COMMIT (the transaction rolls back)."""
 
-    def __init__(self, store: SqliteProfileStore) -> None:
+    def __init__(self, store: SqliteProfileStore, *, after: int = 0) -> None:
         self.store = store
         self.fail = True
+        self.after = after
+        """Commits that succeed before the one that fails."""
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.store, name)
 
     def commit(self, changes: Changes, position: int, expected: int) -> None:
-        if self.fail:
+        if self.fail and self.after == 0:
             self.fail = False
             raise RetryLater("disk went away")
+        self.after -= 1
         self.store.commit(changes, position, expected)
 
 
@@ -147,6 +150,28 @@ def test_a_failed_commit_is_replayed_exactly_once(
     assert {k: t.value for k, t in u1.traits.items()} == {"email": "ann@x.com"}
     u2 = _profile(profiles, ExternalId("user_id", "u2"))
     assert {k: t.value for k, t in u2.traits.items()} == {"email": "ann@x.com", "name": "Bo"}
+
+
+def test_a_commit_failing_mid_sync_keeps_the_batches_before_it_and_replays_the_rest(
+    pipeline: Pipeline, profiles: SqliteProfileStore
+) -> None:
+    # sync() commits batch n on a writer thread while it resolves batch n + 1: the second
+    # commit fails after the third batch was resolved against the cache.
+    pipeline.send(STORY)
+    flaky = FailingCommit(profiles, after=1)
+    resolver = Resolver(pipeline.store, flaky, batch_events=2)  # type: ignore[arg-type]
+    with pytest.raises(RetryLater, match="disk went away"):
+        resolver.sync()
+    assert profiles.position() == 2
+    assert resolver.sync() == 4
+    assert _graph(profiles) == EXPECTED
+    u1 = _profile(profiles, ExternalId("user_id", "u1"))
+    assert u1.merges == 1
+    assert len(profiles.events(profiles.members(u1.segment_id), limit=100)) == 5
+    assert {k: t.value for k, t in u1.traits.items()} == {"email": "ann@x.com"}
+    account = _profile(profiles, ExternalId("group_id", "g1"))
+    assert (u1.links, account.links) == ({account.segment_id}, {u1.segment_id})
+    assert profiles.count() == {"accounts": 1, "users": 2}
 
 
 def test_a_second_resolver_with_a_stale_position_writes_nothing(
