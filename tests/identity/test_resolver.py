@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import pytest
@@ -172,6 +173,19 @@ def test_a_commit_failing_mid_sync_keeps_the_batches_before_it_and_replays_the_r
     account = _profile(profiles, ExternalId("group_id", "g1"))
     assert (u1.links, account.links) == ({account.segment_id}, {u1.segment_id})
     assert profiles.count() == {"accounts": 1, "users": 2}
+
+
+def test_sync_stops_after_the_batch_in_hand_when_told_to(
+    pipeline: Pipeline, profiles: SqliteProfileStore
+) -> None:
+    pipeline.send(STORY)
+    resolver = Resolver(pipeline.store, profiles, batch_events=2)
+    stop = threading.Event()
+    stop.set()
+    assert resolver.sync(stop) == 2
+    assert (profiles.position(), resolver.position) == (2, 2)
+    assert resolver.sync() == 4
+    assert _graph(profiles) == EXPECTED
 
 
 def test_a_second_resolver_with_a_stale_position_writes_nothing(

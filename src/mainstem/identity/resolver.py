@@ -62,6 +62,7 @@ class Resolver:
         self.batch_events = batch_events
         self.state = CachedState(profiles)
         self.position: int | None = None
+        """The last committed event-store seq this resolver knows of."""
         self.generation = 0
 
     def run_once(self) -> ResolveResult:
@@ -74,6 +75,7 @@ class Resolver:
         """
         with _collector_paused():
             position = self.profiles.position()
+            self.position = position
             try:
                 batch = self._resolve(position)
                 if batch is None:
@@ -86,8 +88,9 @@ class Resolver:
             self._committed(result.last_seq)
             return result
 
-    def sync(self) -> int:
-        """Resolve until caught up; returns how many events.
+    def sync(self, stop: threading.Event | None = None) -> int:
+        """Resolve until caught up (or, after a batch, ``stop`` is set); returns how many
+        events.
 
         Pipelined: while a writer thread commits batch *n* (SQLite runs the write without the
         GIL), this thread reads and resolves batch *n + 1* against its cache, which already
@@ -106,6 +109,7 @@ class Resolver:
             pending: Future[None] | None = None
             try:
                 position = self.profiles.position()
+                self.position = position
                 while True:
                     batch = self._resolve(position)
                     if pending is not None:
@@ -121,11 +125,12 @@ class Resolver:
                     )
                     total += result.events
                     position = result.last_seq
-                    if result.events < self.batch_events or self.state.full():
+                    done = result.events < self.batch_events or (stop is not None and stop.is_set())
+                    if done or self.state.full():
                         pending.result()
                         pending = None
                         self._committed(position)
-                        if result.events < self.batch_events:
+                        if done:
                             return total
             except BaseException:
                 if pending is not None:
@@ -136,7 +141,6 @@ class Resolver:
 
     def _resolve(self, position: int) -> tuple[ResolveResult, Changes] | None:
         """Resolve the batch after ``position`` into the cache; ``None`` when caught up."""
-        self.position = position
         generation = self.profiles.generation()
         if generation != self.generation:  # profiles were deleted: the cache may hold them
             self.state.reset()
@@ -183,7 +187,7 @@ class Resolver:
         exact."""
         while not stop.is_set():
             try:
-                self.sync()
+                self.sync(stop)
             except RetryLater as exc:
                 log.info("identity resolution postponed: %s", exc)
             except Exception:
