@@ -484,6 +484,7 @@ def write_docs(
     if args.people != 860_000 or args.seconds != 20 or args.readers != 4 or args.fsync:
         command += f" --people {args.people} --seconds {args.seconds:g} --readers {args.readers}"
         command += " --fsync" if args.fsync else ""
+    command += " --reuse" if args.reuse else ""
     profiles = sum(counts.values())
     lines = [
         "## Identity",
