@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any
 
 import pytest
@@ -172,6 +173,35 @@ def test_a_commit_failing_mid_sync_keeps_the_batches_before_it_and_replays_the_r
         resolver.sync()
     assert profiles.position() == 2
     assert resolver.sync() == 4
+    _assert_the_story_resolved_once(profiles)
+
+
+class SlowCommit:
+    """A real profiles store whose commits take a while, so the resolver has resolved the next
+    batch before a commit is done."""
+
+    def __init__(self, store: SqliteProfileStore) -> None:
+        self.store = store
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.store, name)
+
+    def commit(self, changes: Changes, position: int, expected: int) -> None:
+        time.sleep(0.1)
+        self.store.commit(changes, position, expected)
+
+
+@pytest.mark.parametrize("max_profiles", [0, 1, 2])
+def test_a_pipelined_sync_that_empties_its_full_cache_resolves_the_same_graph(
+    pipeline: Pipeline, profiles: SqliteProfileStore, max_profiles: int
+) -> None:
+    # The cache is emptied whenever it outgrows its bound, but never while it holds a batch
+    # not committed yet: the store would not know that batch's identifiers yet.
+    pipeline.send(STORY)
+    slow = SlowCommit(profiles)
+    resolver = Resolver(pipeline.store, slow, batch_events=1)  # type: ignore[arg-type]
+    resolver.state.max_profiles = max_profiles
+    assert resolver.sync() == 6
     _assert_the_story_resolved_once(profiles)
 
 

@@ -115,7 +115,9 @@ class Resolver:
                     if pending is not None:
                         pending.result()  # the previous batch is committed (or this raises)
                         pending = None
-                        self._committed(position)
+                        # Not emptied here even when full: it holds the batch just resolved,
+                        # which the store does not know yet.
+                        self.position = position
                     if batch is None:
                         return total
                     result, changes = batch
@@ -164,8 +166,10 @@ class Resolver:
         return ResolveResult(len(rows), created, merges, dropped, last), changes
 
     def _committed(self, position: int) -> None:
+        """Everything resolved is committed up to ``position``: the cache holds nothing the
+        store lacks, so it may be emptied if it has outgrown its bound."""
         self.position = position
-        if self.state.full():  # nothing uncommitted is left in it now
+        if self.state.full():
             self.state.reset()
 
     def _events(self, rows: Sequence[EventRow]) -> list[tuple[int, Event]]:
