@@ -3,6 +3,7 @@ answering while it happens.
 
     .venv/bin/python bench/identity.py                   # ~860,000 people ≈ 1,000,000 profiles
     .venv/bin/python bench/identity.py --people 100000 --seconds 10 --no-write
+    .venv/bin/python bench/identity.py --reuse    # keep the filled event store for the next run
 
 1. *Population*: ``--people`` generated people, each with 1–3 devices (an anonymous profile
    per device at first). 60% log in: an identify with ``userId``, email and traits on their
@@ -23,17 +24,25 @@ answering while it happens.
    thread resolves them.
 
 Writes the ``## Identity`` section of docs/benchmarks.md unless ``--no-write``.
+
+``--reuse`` keeps a copy of the filled event store (step 1, not measured) in
+``$TMPDIR/mainstem-bench/``, named by the population size and a hash of the code generating it,
+and copies it back on the next run with the same parameters: the full-size run then skips the
+fill. Each run still resolves every stored event into a fresh profiles.db.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import hashlib
+import inspect
 import multiprocessing
 import os
 import platform
 import random
 import resource
+import shutil
 import socket
 import statistics
 import tempfile
@@ -51,7 +60,7 @@ from mainstem.identity.graph import Event, MemoryState, resolve
 from mainstem.identity.resolver import Resolver
 from mainstem.identity.rules import Rules
 from mainstem.identity.sqlite import SqliteProfileStore
-from mainstem.storage import Batch, StoredEvent
+from mainstem.storage import Batch, EventQuery, StoredEvent
 from mainstem.storage.sqlite.pipeline import SqlitePipelineStore
 from report import write_section  # type: ignore[import-not-found]
 
@@ -162,6 +171,36 @@ def fill(store: SqlitePipelineStore, messages: Iterator[dict[str, Any]], offset:
         batch.offset = offset + count
         store.commit(batch)
     return count
+
+
+def cached_fill(root: Path, people: int, reuse: bool) -> tuple[SqlitePipelineStore, int]:
+    """The event store at ``root/pipeline.db`` holding the population of ``people``; with
+    ``reuse``, copied from (or after filling, saved to) a cache file keyed by the population."""
+    path = root / "pipeline.db"
+    source = "".join(inspect.getsource(f) for f in (person, population, fill))
+    key = hashlib.sha256(f"{people}\n{BATCH}\n{BLOCK}\n{source}".encode()).hexdigest()[:16]
+    cached = Path(tempfile.gettempdir()) / "mainstem-bench" / f"identity-{people}-{key}.db"
+    if reuse and cached.exists():
+        shutil.copyfile(cached, path)
+        store = SqlitePipelineStore(path, fsync=False)
+        last = store.events(EventQuery(before=None, limit=1))
+        events = last[0].seq if last else 0
+        print(f"population: {people:,} people, {events:,} events copied from {cached}")
+        return store, events
+    store = SqlitePipelineStore(path, fsync=False)
+    began = time.perf_counter()
+    events = fill(store, population(0, people))
+    print(
+        f"population: {people:,} people, {events:,} events stored in "
+        f"{time.perf_counter() - began:,.0f} s"
+    )
+    if reuse:
+        store.close()  # checkpoints the WAL into the file
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, cached.with_suffix(".part"))
+        cached.with_suffix(".part").replace(cached)
+        store = SqlitePipelineStore(path, fsync=False)
+    return store, events
 
 
 # --- ceilings ------------------------------------------------------------------------------
@@ -304,17 +343,14 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20, help="serving phase length")
     parser.add_argument("--fsync", action="store_true", help="profiles.db with synchronous=FULL")
     parser.add_argument("--no-write", action="store_true", help="do not touch docs/benchmarks.md")
+    parser.add_argument(
+        "--reuse", action="store_true", help="reuse (or keep) the filled event store of this size"
+    )
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        store = SqlitePipelineStore(root / "pipeline.db", fsync=False)
-        began = time.perf_counter()
-        events = fill(store, population(0, args.people))
-        print(
-            f"population: {args.people:,} people, {events:,} events stored in "
-            f"{time.perf_counter() - began:,.0f} s"
-        )
+        store, events = cached_fill(root, args.people, args.reuse)
 
         sample = [m for _, m in zip(range(SAMPLE), population(0, args.people), strict=False)]
         pure = pure_rate(sample)
@@ -448,6 +484,7 @@ def write_docs(
     if args.people != 860_000 or args.seconds != 20 or args.readers != 4 or args.fsync:
         command += f" --people {args.people} --seconds {args.seconds:g} --readers {args.readers}"
         command += " --fsync" if args.fsync else ""
+    command += " --reuse" if args.reuse else ""
     profiles = sum(counts.values())
     lines = [
         "## Identity",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from typing import Any
 
 import pytest
@@ -115,17 +117,20 @@ class FailingCommit:
     """A real profiles store whose next commit fails after writing, like a crash before
     COMMIT (the transaction rolls back)."""
 
-    def __init__(self, store: SqliteProfileStore) -> None:
+    def __init__(self, store: SqliteProfileStore, *, after: int = 0) -> None:
         self.store = store
         self.fail = True
+        self.after = after
+        """Commits that succeed before the one that fails."""
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.store, name)
 
     def commit(self, changes: Changes, position: int, expected: int) -> None:
-        if self.fail:
+        if self.fail and self.after == 0:
             self.fail = False
             raise RetryLater("disk went away")
+        self.after -= 1
         self.store.commit(changes, position, expected)
 
 
@@ -140,6 +145,10 @@ def test_a_failed_commit_is_replayed_exactly_once(
     assert profiles.position() == 0
     assert profiles.count() == {}
     assert resolver.sync() == 6
+    _assert_the_story_resolved_once(profiles)
+
+
+def _assert_the_story_resolved_once(profiles: SqliteProfileStore) -> None:
     assert _graph(profiles) == EXPECTED
     u1 = _profile(profiles, ExternalId("user_id", "u1"))
     assert u1.merges == 1
@@ -147,6 +156,66 @@ def test_a_failed_commit_is_replayed_exactly_once(
     assert {k: t.value for k, t in u1.traits.items()} == {"email": "ann@x.com"}
     u2 = _profile(profiles, ExternalId("user_id", "u2"))
     assert {k: t.value for k, t in u2.traits.items()} == {"email": "ann@x.com", "name": "Bo"}
+    account = _profile(profiles, ExternalId("group_id", "g1"))
+    assert (u1.links, account.links) == ({account.segment_id}, {u1.segment_id})
+    assert profiles.count() == {"accounts": 1, "users": 2}
+
+
+def test_a_commit_failing_mid_sync_keeps_the_batches_before_it_and_replays_the_rest(
+    pipeline: Pipeline, profiles: SqliteProfileStore
+) -> None:
+    # sync() commits batch n on a writer thread while it resolves batch n + 1: the second
+    # commit fails after the third batch was resolved against the cache.
+    pipeline.send(STORY)
+    flaky = FailingCommit(profiles, after=1)
+    resolver = Resolver(pipeline.store, flaky, batch_events=2)  # type: ignore[arg-type]
+    with pytest.raises(RetryLater, match="disk went away"):
+        resolver.sync()
+    assert profiles.position() == 2
+    assert resolver.sync() == 4
+    _assert_the_story_resolved_once(profiles)
+
+
+class SlowCommit:
+    """A real profiles store whose commits take a while, so the resolver has resolved the next
+    batch before a commit is done."""
+
+    def __init__(self, store: SqliteProfileStore) -> None:
+        self.store = store
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.store, name)
+
+    def commit(self, changes: Changes, position: int, expected: int) -> None:
+        time.sleep(0.1)
+        self.store.commit(changes, position, expected)
+
+
+@pytest.mark.parametrize("max_profiles", [0, 1, 2])
+def test_a_pipelined_sync_that_empties_its_full_cache_resolves_the_same_graph(
+    pipeline: Pipeline, profiles: SqliteProfileStore, max_profiles: int
+) -> None:
+    # The cache is emptied whenever it outgrows its bound, but never while it holds a batch
+    # not committed yet: the store would not know that batch's identifiers yet.
+    pipeline.send(STORY)
+    slow = SlowCommit(profiles)
+    resolver = Resolver(pipeline.store, slow, batch_events=1)  # type: ignore[arg-type]
+    resolver.state.max_profiles = max_profiles
+    assert resolver.sync() == 6
+    _assert_the_story_resolved_once(profiles)
+
+
+def test_sync_stops_after_the_batch_in_hand_when_told_to(
+    pipeline: Pipeline, profiles: SqliteProfileStore
+) -> None:
+    pipeline.send(STORY)
+    resolver = Resolver(pipeline.store, profiles, batch_events=2)
+    stop = threading.Event()
+    stop.set()
+    assert resolver.sync(stop) == 2
+    assert (profiles.position(), resolver.position) == (2, 2)
+    assert resolver.sync() == 4
+    assert _graph(profiles) == EXPECTED
 
 
 def test_a_second_resolver_with_a_stale_position_writes_nothing(

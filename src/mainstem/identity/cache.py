@@ -10,10 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 from mainstem.identity.graph import Merge, Profile, Resolution, random_segment_id
 from mainstem.identity.identifiers import ExternalId
+
+if TYPE_CHECKING:  # rows are built from changes
+    from mainstem.identity.rows import Rows
 
 
 class Lookup(Protocol):
@@ -34,9 +37,9 @@ class Lookup(Protocol):
         ...
 
 
-@dataclass(frozen=True, slots=True)
-class Placement:
-    """Where one stored event landed."""
+class Placement(NamedTuple):
+    """Where one stored event landed. (A tuple: one is built per event, and a frozen
+    dataclass is several times slower to build.)"""
 
     seq: int
     message_id: str
@@ -55,6 +58,9 @@ class Changes:
     placements: list[Placement] = field(default_factory=list)
     generation: int = 0
     """The store's generation the batch was resolved against (see ``ProfileStore.delete``)."""
+    rows: Rows | None = None
+    """Set by the resolver before it hands the changes to a writer thread: the rows to write,
+    taken while the profiles were still those of this batch (see ``identity/rows.py``)."""
 
 
 _MISSING = ""
@@ -113,13 +119,14 @@ class CachedState:
         return random_segment_id(collection)
 
     def take(self) -> Changes:
-        """The collected changes (the caller commits them); the cache keeps its contents
-        unless it has grown past ``max_profiles``."""
+        """The collected changes (the caller commits them); the cache keeps its contents."""
         changes, self.changes = self.changes, Changes()
-        if len(self._profiles) > self.max_profiles or len(self._owners) > 4 * self.max_profiles:
-            self._profiles.clear()
-            self._owners.clear()
         return changes
+
+    def full(self) -> bool:
+        """The cache has grown past ``max_profiles``: once the changes it holds are committed,
+        the caller :meth:`reset` s it (reads then fall through to the store again)."""
+        return len(self._profiles) > self.max_profiles or len(self._owners) > 4 * self.max_profiles
 
     def reset(self) -> None:
         """Forget everything: after a failed commit the cached profiles are ahead of the store."""

@@ -44,14 +44,10 @@ class CustomIdentifier(NamedTuple):
 
 
 def _text(value: object) -> str | None:
-    if value is None:
-        return None
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int | float):
+    if not isinstance(value, str):  # a string is the common case: one check for it
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return None  # None, bool, containers
         value = str(value)
-    if not isinstance(value, str):
-        return None
     value = value.strip()
     if not value or len(value) > MAX_VALUE_CHARS:
         return None

@@ -13,15 +13,17 @@ import logging
 import threading
 import time
 from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import msgspec
 
 from mainstem.errors import RetryLater
-from mainstem.identity.cache import CachedState, Placement
+from mainstem.identity.cache import CachedState, Changes, Placement
 from mainstem.identity.graph import Event, resolve
 from mainstem.identity.identifiers import CustomIdentifier
+from mainstem.identity.rows import rows_of
 from mainstem.identity.rules import Rules
 from mainstem.identity.spec import IdentitySpec
 from mainstem.identity.store import ProfileStore
@@ -60,50 +62,115 @@ class Resolver:
         self.batch_events = batch_events
         self.state = CachedState(profiles)
         self.position: int | None = None
+        """The last committed event-store seq this resolver knows of."""
         self.generation = 0
 
     def run_once(self) -> ResolveResult:
-        """Resolve the next batch after the committed position; ``events == 0`` when caught up.
+        """Resolve the next batch after the committed position and commit it; ``events == 0``
+        when caught up.
 
         Raises:
             RetryLater: the profiles store is busy or another resolver moved the position;
                 nothing was written.
         """
         with _collector_paused():
-            return self._run_once()
+            position = self.profiles.position()
+            self.position = position
+            try:
+                batch = self._resolve(position)
+                if batch is None:
+                    return ResolveResult(0, last_seq=position)
+                result, changes = batch
+                self.profiles.commit(changes, result.last_seq, position)
+            except BaseException:
+                self.state.reset()
+                raise
+            self._committed(result.last_seq)
+            return result
 
-    def _run_once(self) -> ResolveResult:
-        position = self.profiles.position()
-        self.position = position
+    def sync(self, stop: threading.Event | None = None) -> int:
+        """Resolve until caught up (or, after a batch, ``stop`` is set); returns how many
+        events.
+
+        Pipelined: while a writer thread commits batch *n* (SQLite runs the write without the
+        GIL), this thread reads and resolves batch *n + 1* against its cache, which already
+        holds *n*'s changes; lookups of what the cache lacks read committed state, which *n*
+        did not touch. Commits stay one at a time and in order, each with its position, so a
+        crash still replays exactly the uncommitted batches.
+
+        Raises:
+            RetryLater: as :meth:`run_once`; the batches before the failed one are committed.
+        """
+        total = 0
+        with (
+            _collector_paused(),
+            ThreadPoolExecutor(1, thread_name_prefix="identity-writer") as writer,
+        ):
+            pending: Future[None] | None = None
+            try:
+                position = self.profiles.position()
+                self.position = position
+                while True:
+                    batch = self._resolve(position)
+                    if pending is not None:
+                        pending.result()  # the previous batch is committed (or this raises)
+                        pending = None
+                        # Not emptied here even when full: it holds the batch just resolved,
+                        # which the store does not know yet.
+                        self.position = position
+                    if batch is None:
+                        return total
+                    result, changes = batch
+                    changes.rows = rows_of(changes)  # before the next batch changes profiles
+                    pending = writer.submit(
+                        self.profiles.commit, changes, result.last_seq, position
+                    )
+                    total += result.events
+                    position = result.last_seq
+                    done = result.events < self.batch_events or (stop is not None and stop.is_set())
+                    if done or self.state.full():
+                        pending.result()
+                        pending = None
+                        self._committed(position)
+                        if done:
+                            return total
+            except BaseException:
+                if pending is not None:
+                    with contextlib.suppress(BaseException):
+                        pending.result()  # never reset the cache under a running commit
+                self.state.reset()
+                raise
+
+    def _resolve(self, position: int) -> tuple[ResolveResult, Changes] | None:
+        """Resolve the batch after ``position`` into the cache; ``None`` when caught up."""
         generation = self.profiles.generation()
         if generation != self.generation:  # profiles were deleted: the cache may hold them
             self.state.reset()
             self.generation = generation
         rows = self.store.events(EventQuery(after=position, limit=self.batch_events))
         if not rows:
-            return ResolveResult(0, last_seq=position)
+            return None
         created = merges = dropped = 0
         placements = self.state.changes.placements
-        try:
-            events = self._events(rows)
-            self.state.prefetch(id for _, event in events for id in event.identifiers())
-            for seq, event in events:
-                result = resolve(self.state, self.rules, event)
-                created += len(result.created)
-                merges += len(result.merges)
-                dropped += len(result.dropped)
-                placements.append(
-                    Placement(seq, event.message_id, event.type, event.timestamp, result)
-                )
-            last = rows[-1].seq
-            changes = self.state.take()
-            changes.generation = generation
-            self.profiles.commit(changes, last, position)
-        except BaseException:
+        events = self._events(rows)
+        self.state.prefetch(id for _, event in events for id in event.identifiers())
+        for seq, event in events:
+            result = resolve(self.state, self.rules, event)
+            created += len(result.created)
+            merges += len(result.merges)
+            dropped += len(result.dropped)
+            placements.append(Placement(seq, event.message_id, event.type, event.timestamp, result))
+        last = rows[-1].seq
+        changes = self.state.take()
+        changes.generation = generation
+        return ResolveResult(len(rows), created, merges, dropped, last), changes
+
+    def _committed(self, position: int) -> None:
+        """Everything resolved is committed up to ``position``: the cache holds nothing the
+        store lacks, so it may be emptied if it has outgrown its bound."""
+        self.position = position
+        if self.state.full():
             self.state.reset()
-            raise
-        self.position = last
-        return ResolveResult(len(rows), created, merges, dropped, last)
 
     def _events(self, rows: Sequence[EventRow]) -> list[tuple[int, Event]]:
         events: list[tuple[int, Event]] = []
@@ -118,22 +185,13 @@ class Resolver:
                 events.append((row.seq, event))
         return events
 
-    def sync(self) -> int:
-        """Resolve until caught up; returns how many events."""
-        total = 0
-        while True:
-            result = self.run_once()
-            total += result.events
-            if result.events < self.batch_events:
-                return total
-
     def run(self, stop: threading.Event, *, interval: float = 1.0) -> None:
-        """Resolve until ``stop`` is set, waiting ``interval`` when caught up. Failures are
-        logged and retried after ``interval``; the position makes the retry exact."""
+        """Resolve until ``stop`` is set, :meth:`sync` ing and then waiting ``interval``.
+        Failures are logged and retried after ``interval``; the position makes the retry
+        exact."""
         while not stop.is_set():
             try:
-                if self.run_once().events >= self.batch_events:
-                    continue
+                self.sync(stop)
             except RetryLater as exc:
                 log.info("identity resolution postponed: %s", exc)
             except Exception:

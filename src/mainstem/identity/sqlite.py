@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,7 @@ from mainstem.errors import RetryLater
 from mainstem.identity.cache import Changes
 from mainstem.identity.graph import Drop, Identifier, Merge, Profile
 from mainstem.identity.identifiers import ExternalId
+from mainstem.identity.rows import Rows, rows_of
 from mainstem.identity.store import PlacedEvent, Unmerge, Violation
 from mainstem.identity.traits import Trait
 from mainstem.identity.unmerge import Split
@@ -145,19 +146,15 @@ class SqliteProfileStore:
         return self._readers.get()
 
     def _conn(self) -> sqlite3.Connection:
-        """The writer for the resolver's own lookups (it sees its committed state), else a
-        reader."""
-        return self._writer if self._writer is not None else self._reader()
+        """This thread's reader: it sees what is committed. (Never the writer: the resolver
+        looks up the next batch while a writer thread commits the last one.)"""
+        return self._reader()
 
     def position(self) -> int:
-        row = self._conn().execute("SELECT seq FROM position WHERE stream = ?", (_STREAM,))
-        found = row.fetchone()
-        return int(found[0]) if found else 0
+        return _counter(self._conn(), _STREAM)
 
     def generation(self) -> int:
-        row = self._conn().execute("SELECT seq FROM position WHERE stream = ?", (_GENERATION,))
-        found = row.fetchone()
-        return int(found[0]) if found else 0
+        return _counter(self._conn(), _GENERATION)
 
     def delete(self, segment_id: str) -> int:
         assert self._writer is not None, "opened read-only"
@@ -193,13 +190,13 @@ class SqliteProfileStore:
         assert self._writer is not None, "opened read-only"
         try:
             with transaction(self._writer) as conn:
-                if (self.position(), self.generation()) != (position, generation):
+                if (_counter(conn, _STREAM), _counter(conn, _GENERATION)) != (position, generation):
                     raise RetryLater(
                         "profiles.db: the resolver committed while the unmerge was planned — "
                         "planning it again"
                     )
                 _purge(conn, split.removed)
-                _write(conn, split.changes)
+                _write(conn, rows_of(split.changes))
                 conn.executemany(
                     "INSERT OR IGNORE INTO links VALUES (?, ?)",
                     [(account, user) for user, account in split.links],
@@ -304,18 +301,18 @@ class SqliteProfileStore:
         assert self._writer is not None, "opened read-only"
         try:
             with transaction(self._writer) as conn:
-                current = self.position()
+                current = _counter(conn, _STREAM)
                 if current != expected:
                     raise RetryLater(
                         f"profiles.db: the resolver position is {current}, expected {expected} "
                         "— another resolver is running on this data directory"
                     )
-                if self.generation() != changes.generation:
+                if _counter(conn, _GENERATION) != changes.generation:
                     raise RetryLater(
                         "profiles.db: a profile was deleted while this batch was resolved — "
                         "resolving it again"
                     )
-                _write(conn, changes)
+                _write(conn, changes.rows if changes.rows is not None else rows_of(changes))
                 conn.execute(
                     "INSERT INTO position (stream, seq) VALUES (?, ?) "
                     "ON CONFLICT (stream) DO UPDATE SET seq = excluded.seq",
@@ -442,6 +439,12 @@ def _purge(conn: sqlite3.Connection, members: list[str]) -> None:
     conn.execute(f"DELETE FROM profiles WHERE segment_id IN ({marks})", members)
 
 
+def _counter(conn: sqlite3.Connection, stream: str) -> int:
+    """The resolver position (``_STREAM``) or the generation (``_GENERATION``)."""
+    found = conn.execute("SELECT seq FROM position WHERE stream = ?", (stream,)).fetchone()
+    return int(found[0]) if found else 0
+
+
 def _bump_generation(conn: sqlite3.Connection) -> None:
     """A resolver that sees the generation move drops its cache and re-resolves its batch."""
     conn.execute(
@@ -451,112 +454,49 @@ def _bump_generation(conn: sqlite3.Connection) -> None:
     )
 
 
-def _write(conn: sqlite3.Connection, changes: Changes) -> None:
-    for merge in changes.merges:
+def _write(conn: sqlite3.Connection, rows: Rows) -> None:
+    """Each table's rows in one statement over a JSON array (``json_each``): SQLite runs the
+    whole insert without Python's GIL, so the resolver thread resolves the next batch
+    meanwhile (``executemany`` would take the GIL back for every row)."""
+    if rows.merges:
+        _insert(conn, "INSERT OR REPLACE INTO merges", rows.merges, 9)
+        for table in ("profiles", "traits", "links"):
+            conn.execute(
+                f"DELETE FROM {table} WHERE segment_id IN (SELECT value FROM json_each(?))",
+                (_json(rows.retired),),
+            )
+    _insert(conn, "INSERT OR REPLACE INTO profiles", rows.profiles, 9)
+    _insert(conn, "INSERT OR REPLACE INTO identifiers", rows.identifiers, 6)
+    _insert(conn, "INSERT OR REPLACE INTO traits", rows.traits, 6, blob=2)
+    if rows.relinked:
+        _insert(conn, "INSERT OR IGNORE INTO links", rows.links, 2)
         conn.execute(
-            "INSERT OR REPLACE INTO merges VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                merge.segment_id,
-                merge.canonical_segment_id,
-                merge.message_id,
-                merge.source_id,
-                merge.event_type,
-                merge.timestamp,
-                merge.via.type,
-                merge.via.value,
-                merge.rule,
-            ),
+            "DELETE FROM links WHERE segment_id IN (SELECT value FROM json_each(?)) "
+            "AND (segment_id, linked) NOT IN "
+            "(SELECT value ->> 0, value ->> 1 FROM json_each(?))",
+            (_json(rows.relinked), _json(rows.links)),
         )
-        conn.execute("DELETE FROM profiles WHERE segment_id = ?", (merge.segment_id,))
-        conn.execute("DELETE FROM traits WHERE segment_id = ?", (merge.segment_id,))
-        conn.execute("DELETE FROM links WHERE segment_id = ?", (merge.segment_id,))
-    profiles = changes.profiles.values()
-    conn.executemany(
-        "INSERT OR REPLACE INTO profiles VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        [
-            (
-                p.segment_id,
-                p.collection,
-                p.created_at,
-                p.first_message_id,
-                p.first_source_id,
-                p.updated_at,
-                p.last_message_id,
-                p.last_source_id,
-                p.merges,
-            )
-            for p in profiles
-        ],
-    )
-    conn.executemany(
-        "INSERT OR REPLACE INTO identifiers VALUES (?, ?, ?, ?, ?, ?)",
-        _identifier_rows(changes),
-    )
-    conn.executemany(
-        "INSERT OR REPLACE INTO traits VALUES (?, ?, ?, ?, ?, ?)",
-        [
-            (p.segment_id, key, _encode(t.value), t.updated_at, t.source_id, int(t.removed))
-            for p in profiles
-            for key, t in ((key, p.traits[key]) for key in p.changed)
-        ],
-    )
-    for p in profiles:
-        p.changed.clear()  # a failed commit resets the resolver's cache, so this is safe
-    relinked = [p for p in profiles if p.relinked]
-    conn.executemany(
-        "INSERT OR IGNORE INTO links VALUES (?, ?)",
-        [(p.segment_id, other) for p in relinked for other in p.links],
-    )
-    for p in relinked:
-        marks = ",".join("?" * len(p.links))
-        conn.execute(
-            f"DELETE FROM links WHERE segment_id = ? AND linked NOT IN ({marks})",
-            (p.segment_id, *p.links),
-        )
-        p.relinked = False
-    conn.executemany(
-        "INSERT OR REPLACE INTO profile_events VALUES (?, ?, ?, ?, ?)",
-        [
-            (
-                placed.seq,
-                placed.resolution.segment_id or placed.resolution.account_id,
-                placed.message_id,
-                placed.event_type,
-                placed.timestamp,
-            )
-            for placed in changes.placements
-            if placed.resolution.segment_id or placed.resolution.account_id
-        ],
-    )
-    conn.executemany(
-        "INSERT INTO violations VALUES (?, ?, ?, ?, ?, ?, ?)",
-        [
-            (
-                placed.seq,
-                placed.message_id,
-                placed.resolution.segment_id,
-                drop.id.type,
-                drop.id.value,
-                drop.reason,
-                drop.rule,
-            )
-            for placed in changes.placements
-            for drop in placed.resolution.dropped
-        ],
-    )
+    _insert(conn, "INSERT OR REPLACE INTO profile_events", rows.placements, 5)
+    _insert(conn, "INSERT INTO violations", rows.violations, 7)
 
 
-def _identifier_rows(changes: Changes) -> Iterable[tuple[str, str, str, str, str, int]]:
-    for id, segment_id in changes.claimed.items():
-        profile = changes.profiles.get(segment_id)
-        identifier = profile.identifiers.get(id) if profile is not None else None
-        if identifier is None:  # claimed by a profile merged away later in the batch
-            continue
-        yield (
-            id.type,
-            id.value,
-            segment_id,
-            identifier.source_id,
-            identifier.first_message_id,
-            identifier.created_at,
-        )
+def _json(values: Sequence[object]) -> str:
+    return _encode(values).decode()
+
+
+def _insert(
+    conn: sqlite3.Connection,
+    insert: str,
+    rows: Sequence[tuple[Any, ...]],
+    columns: int,
+    *,
+    blob: int | None = None,
+) -> None:
+    """``insert`` (``INSERT … INTO table``) ``rows`` of ``columns`` values in one statement;
+    column ``blob`` holds JSON text stored as a BLOB."""
+    if not rows:
+        return
+    values = ", ".join(
+        f"CAST(value ->> {i} AS BLOB)" if i == blob else f"value ->> {i}" for i in range(columns)
+    )
+    conn.execute(f"{insert} SELECT {values} FROM json_each(?)", (_json(rows),))
