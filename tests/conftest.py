@@ -220,3 +220,28 @@ def server(workspace_file: Path, tmp_path: Path) -> Iterator[ServerProcess]:
     yield proc
     if proc.process is not None and proc.process.poll() is None:
         proc.stop()
+
+
+ServerWith = Callable[..., ServerProcess]
+
+
+@pytest.fixture
+def server_with(
+    workspace_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[ServerWith]:
+    """``server_with(MAINSTEM_SETTING="value", ...)``: the ``server`` fixture's server, started
+    with those settings in its environment."""
+    started: list[ServerProcess] = []
+
+    def start(**env: str) -> ServerProcess:
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+        proc = ServerProcess(workspace_file, tmp_path / "data", tmp_path / "server.log")
+        proc.start()
+        started.append(proc)
+        return proc
+
+    yield start
+    for proc in started:
+        if proc.process is not None and proc.process.poll() is None:
+            proc.stop()

@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
 from playwright.sync_api import Page, expect, sync_playwright
 
-from tests.conftest import ADMIN_TOKEN, WRITE_KEY, InProcess, ServerProcess, wait_for
+from tests.conftest import (
+    ADMIN_TOKEN,
+    WRITE_KEY,
+    InProcess,
+    ServerProcess,
+    ServerWith,
+    wait_for,
+)
 
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
@@ -140,28 +146,21 @@ def test_a_person_looks_up_a_profile_by_any_identifier(server: ServerProcess, pa
     assert page.locator("#profile-segment-id").inner_text().startswith("use_")
 
 
-def test_a_person_sees_the_warehouse_loads_and_tables(
-    workspace_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, page: Page
-) -> None:
-    monkeypatch.setenv("MAINSTEM_WAREHOUSE_INTERVAL", "0.2")
-    server = ServerProcess(workspace_file, tmp_path / "data", tmp_path / "server.log")
-    server.start()
-    try:
-        sent = {"writeKey": WRITE_KEY, "event": "Order Completed", "userId": "wh-user"}
-        assert httpx.post(f"{server.url}/v1/track", json=sent).status_code == 200
-        page.goto(f"{server.url}/ui#warehouse")
-        page.fill("#token", ADMIN_TOKEN)
-        page.click("text=Open")
-        tables = page.locator("main table", has_text="Columns")
-        for _ in range(50):  # the view shows what is loaded when it opens: reload until then
-            if tables.count() and "web.order_completed" in tables.inner_text():
-                break
-            page.wait_for_timeout(200)
-            page.reload()
-        expect(tables).to_contain_text("web.tracks")
-        expect(tables).to_contain_text("web.order_completed")
-        expect(page.locator("main table", has_text="Rows")).to_contain_text("ok")
-        tables.locator("tr", has_text="web.tracks").click()
-        expect(page.locator("#detail-json")).to_contain_text('"name": "event_text"')
-    finally:
-        server.stop()
+def test_a_person_sees_the_warehouse_loads_and_tables(server_with: ServerWith, page: Page) -> None:
+    server = server_with(MAINSTEM_WAREHOUSE_INTERVAL="0.2")
+    sent = {"writeKey": WRITE_KEY, "event": "Order Completed", "userId": "wh-user"}
+    assert httpx.post(f"{server.url}/v1/track", json=sent).status_code == 200
+    page.goto(f"{server.url}/ui#warehouse")
+    page.fill("#token", ADMIN_TOKEN)
+    page.click("text=Open")
+    tables = page.locator("main table", has_text="Columns")
+    for _ in range(50):  # the view shows what is loaded when it opens: reload until then
+        if tables.count() and "web.order_completed" in tables.inner_text():
+            break
+        page.wait_for_timeout(200)
+        page.reload()
+    expect(tables).to_contain_text("web.tracks")
+    expect(tables).to_contain_text("web.order_completed")
+    expect(page.locator("main table", has_text="Rows")).to_contain_text("ok")
+    tables.locator("tr", has_text="web.tracks").click()
+    expect(page.locator("#detail-json")).to_contain_text('"name": "event_text"')

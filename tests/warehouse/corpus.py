@@ -103,3 +103,16 @@ CORPUS: list[dict[str, Any]] = [
     {"type": "identify", "messageId": "i-3", "anonymousId": "anon-9", "traits": {"email": None}},
     {"type": "alias", "messageId": "a-1", "previousId": "anon-1", "userId": "user-1"},
 ]
+
+CORPUS_LOAD = {
+    "stream": "events",
+    "first_seq": 1,
+    "last_seq": 10,
+    "events": 10,
+    "row_count": 15,
+    "status": "ok",
+    "discards": 0,
+    "schema_changes": 11,
+}
+"""The one load of :data:`CORPUS` sent as one batch into an empty warehouse, as
+``mainstem warehouse history`` and ``/api/v1/warehouse/loads`` show it."""
