@@ -82,6 +82,23 @@ class StoredViolation:
     payload: bytes
     """The offending message as it arrived (before anything was omitted)."""
 
+    def row(self) -> tuple[Any, ...]:
+        """The values in the order of the ``violations`` table's columns after ``source_id``
+        (both backends)."""
+        return (
+            self.received_at,
+            self.message_id,
+            self.message_type,
+            self.event,
+            self.event_version,
+            self.plan,
+            self.type,
+            self.field,
+            self.description,
+            self.action,
+            self.payload,
+        )
+
 
 @dataclass(slots=True)
 class Batch:

@@ -272,24 +272,7 @@ def _stage(conn: Any, batch: Batch) -> None:
         conn,
         f"COPY staged_violations (n, {_VIOLATION_COLUMNS}) FROM STDIN (FORMAT BINARY)",
         ["int4", "text", "int8", "text", "text", "text", "int8"] + ["text"] * 5 + ["bytea"],
-        [
-            (
-                n,
-                source_id,
-                v.received_at,
-                v.message_id,
-                v.message_type,
-                v.event,
-                v.event_version,
-                v.plan,
-                v.type,
-                v.field,
-                v.description,
-                v.action,
-                v.payload,
-            )
-            for n, (source_id, v) in enumerate(batch.violations)
-        ],
+        [(n, source_id, *v.row()) for n, (source_id, v) in enumerate(batch.violations)],
     )
 
 

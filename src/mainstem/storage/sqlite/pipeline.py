@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import sqlite3
 from pathlib import Path
-from typing import Any
 
 from mainstem.storage import (
     Batch,
@@ -194,7 +193,7 @@ class SqlitePipelineStore:
             conn.executemany(
                 f"INSERT INTO violations ({_VIOLATION_COLUMNS}) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [(source_id, *_violation_values(v)) for source_id, v in violations],
+                [(source_id, *v.row()) for source_id, v in violations],
             )
             for source_id, violation in violations:
                 key = ("violations", f"{source_id}/{violation.type}")
@@ -314,19 +313,3 @@ def _stored_flags(conn: sqlite3.Connection, batch: Batch) -> list[bool]:
         seen[key] = event.received_at
         flags.append(True)
     return flags
-
-
-def _violation_values(v: StoredViolation) -> tuple[Any, ...]:
-    return (
-        v.received_at,
-        v.message_id,
-        v.message_type,
-        v.event,
-        v.event_version,
-        v.plan,
-        v.type,
-        v.field,
-        v.description,
-        v.action,
-        v.payload,
-    )
