@@ -148,20 +148,7 @@ def fill(store: SqlitePipelineStore, messages: Iterator[dict[str, Any]], offset:
     count = 0
     batch = Batch(partition="bench", offset=offset)
     for msg in messages:
-        batch.events.append(
-            (
-                "web",
-                StoredEvent(
-                    msg["messageId"],
-                    msg["type"],
-                    msg.get("event"),
-                    msg.get("userId"),
-                    msg.get("anonymousId"),
-                    RECEIVED,
-                    msgspec.json.encode(msg),
-                ),
-            )
-        )
+        batch.events.append(("web", StoredEvent.of(msg, RECEIVED, msgspec.json.encode(msg))))
         count += 1
         if len(batch.events) == BATCH:
             batch.offset = offset + count

@@ -104,20 +104,7 @@ def fill_store(path: Path, count: int) -> SqlitePipelineStore:
             raw = message(i, rng)
             msg = normalize(raw, Request(received_at=RECEIVED + i * 10), seed=f"0:{i}")
             assert isinstance(msg, dict)
-            out.events.append(
-                (
-                    "web",
-                    StoredEvent(
-                        msg["messageId"],
-                        msg["type"],
-                        msg.get("event"),
-                        msg.get("userId"),
-                        msg.get("anonymousId"),
-                        request.received_at,
-                        encode(msg),
-                    ),
-                )
-            )
+            out.events.append(("web", StoredEvent.of(msg, request.received_at, encode(msg))))
         store.commit(out)
     return store
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Any
 
 import msgspec
 
@@ -66,7 +65,10 @@ class Processor:
                 if isinstance(outcome, Accepted):
                     if self.governance is None:
                         batch.events.append(
-                            (record.source_id, _stored(outcome.message, record, outcome.body))
+                            (
+                                record.source_id,
+                                StoredEvent.of(outcome.message, record.received_at, outcome.body),
+                            )
                         )
                     else:
                         self._govern(batch, record, outcome, self.governance)
@@ -97,7 +99,9 @@ class Processor:
         source_id, message = record.source_id, outcome.message
         decision = governance.decide(source_id, message)
         if decision is None:
-            batch.events.append((source_id, _stored(message, record, outcome.body)))
+            batch.events.append(
+                (source_id, StoredEvent.of(message, record.received_at, outcome.body))
+            )
             return
         spec = governance.sources[source_id]
         for finding in decision.findings:
@@ -124,17 +128,21 @@ class Processor:
         if target is not None:
             for index, finding in enumerate(decision.findings):
                 event = violation_event(spec, message, finding, index)
-                batch.events.append((target, _stored(event, record, _encode(event))))
+                batch.events.append(
+                    (target, StoredEvent.of(event, record.received_at, _encode(event)))
+                )
         if decision.message is None:
             key = ("events_blocked", f"{source_id}/{message['type']}")
             batch.counts[key] = batch.counts.get(key, 0) + 1
             target = spec.enforcement.forward_blocked_to
             if target is not None:
                 moved = forwarded(message, source_id)
-                batch.events.append((target, _stored(moved, record, _encode(moved))))
+                batch.events.append(
+                    (target, StoredEvent.of(moved, record.received_at, _encode(moved)))
+                )
             return
         body = outcome.body if decision.message is message else _encode(decision.message)
-        batch.events.append((source_id, _stored(decision.message, record, body)))
+        batch.events.append((source_id, StoredEvent.of(decision.message, record.received_at, body)))
 
     def _unpack(self, record: LogRecord, partition: str) -> list[Outcome]:
         """Never let one record stop the pipeline: what cannot be processed is rejected whole,
@@ -174,18 +182,6 @@ class Processor:
 
 
 _encode = msgspec.json.Encoder().encode
-
-
-def _stored(msg: dict[str, Any], record: LogRecord, body: bytes) -> StoredEvent:
-    return StoredEvent(
-        message_id=msg["messageId"],
-        type=msg["type"],
-        event=msg.get("event") if msg["type"] == "track" else None,
-        user_id=msg.get("userId"),
-        anonymous_id=msg.get("anonymousId"),
-        received_at=record.received_at,
-        body=body,
-    )
 
 
 def _count_batch_outcome(batch: Batch, source_id: str, outcomes: list[Outcome]) -> None:

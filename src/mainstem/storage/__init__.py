@@ -10,7 +10,7 @@ Two ports, each a tiny Protocol that a backend implements file for file
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, LiteralString, Protocol
 
@@ -54,6 +54,19 @@ class StoredEvent:
     anonymous_id: str | None
     received_at: int
     body: bytes
+
+    @classmethod
+    def of(cls, msg: Mapping[str, Any], received_at: int, body: bytes) -> StoredEvent:
+        """The stored form of the normalized message ``msg`` whose JSON is ``body``."""
+        return cls(
+            message_id=msg["messageId"],
+            type=msg["type"],
+            event=msg.get("event") if msg["type"] == "track" else None,
+            user_id=msg.get("userId"),
+            anonymous_id=msg.get("anonymousId"),
+            received_at=received_at,
+            body=body,
+        )
 
 
 @dataclass(frozen=True, slots=True)
