@@ -119,8 +119,7 @@ def schema_command(
     """Show the warehouse's tables, columns and types, and the recent schema changes."""
     dialect = _dialect(_settings(config_path, data_dir))
     try:
-        found = service.columns(dialect, source)
-        change_columns, change_rows = service.changes(dialect, changes)
+        found, (change_columns, change_rows) = service.schema_of(dialect, source, changes)
     except MainstemError as exc:
         raise _fail(exc) from exc
     _print(["schema", "table", "column", "type"], list(found), "table", "Columns")

@@ -6,13 +6,15 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from mainstem.errors import ConfigError, RetryLater
 from mainstem.settings import Settings
 from mainstem.storage import PipelineStore
-from mainstem.warehouse.dialects import Dialect
+from mainstem.warehouse.dialects import Dialect, Session
 from mainstem.warehouse.dialects.common import META
 from mainstem.warehouse.loader import Loader
 
@@ -85,11 +87,10 @@ def start_loader(
     return thread
 
 
-def query(
-    dialect: Dialect, sql: str, *, wait: float = 10.0
-) -> tuple[list[str], list[tuple[Any, ...]]]:
-    """Run ``sql`` on a read-only session, waiting up to ``wait`` seconds for a running load to
-    release the (DuckDB) file.
+@contextmanager
+def reading(dialect: Dialect, *, wait: float = 10.0) -> Iterator[Session]:
+    """A read-only session, waiting up to ``wait`` seconds for a running load to release the
+    (DuckDB) file.
 
     Raises:
         RetryLater: the warehouse stayed busy or is unreachable.
@@ -104,9 +105,17 @@ def query(
                 raise
             time.sleep(0.1)
     try:
-        return session.query(sql)
+        yield session
     finally:
         session.close()
+
+
+def query(
+    dialect: Dialect, sql: str, *, wait: float = 10.0
+) -> tuple[list[str], list[tuple[Any, ...]]]:
+    """Run ``sql`` on a :func:`reading` session."""
+    with reading(dialect, wait=wait) as session:
+        return session.query(sql)
 
 
 def history(dialect: Dialect, limit: int = 20) -> tuple[list[str], list[tuple[Any, ...]]]:
@@ -119,27 +128,43 @@ def history(dialect: Dialect, limit: int = 20) -> tuple[list[str], list[tuple[An
     )
 
 
-def columns(dialect: Dialect, schema: str | None = None) -> list[tuple[str, str, str, str]]:
-    """(schema, table, column, type) of every loaded table, in column order."""
+def _columns_sql(schema: str | None) -> str:
+    """The catalog query behind :func:`columns` (one engine's own tables only)."""
     where = f"table_schema NOT IN ('{META}', 'information_schema', 'pg_catalog', 'pg_toast')"
     if schema is not None:
         where += " AND table_schema = '" + schema.replace("'", "''") + "'"
-    _, rows = query(
-        dialect,
+    return (
         "SELECT table_schema, table_name, column_name, data_type FROM information_schema.columns "
         f"WHERE {where} AND table_catalog = current_database() "
-        "ORDER BY table_schema, table_name, ordinal_position",
+        "ORDER BY table_schema, table_name, ordinal_position"
     )
-    return [(str(a), str(b), str(c), str(d)) for a, b, c, d in rows]
 
 
-def changes(dialect: Dialect, limit: int = 20) -> tuple[list[str], list[tuple[Any, ...]]]:
-    """The newest schema changes first."""
-    return query(
-        dialect,
-        "SELECT changed_at, load_id, schema_name, table_name, change, detail "
-        f"FROM {META}.schema_changes ORDER BY changed_at DESC LIMIT {int(limit)}",
-    )
+Columns = list[tuple[str, str, str, str]]
+Changes = tuple[list[str], list[tuple[Any, ...]]]
+
+
+def columns(dialect: Dialect, schema: str | None = None) -> Columns:
+    """(schema, table, column, type) of every loaded table, in column order."""
+    return schema_of(dialect, schema, 0)[0]
+
+
+def schema_of(
+    dialect: Dialect, schema: str | None = None, limit: int = 20
+) -> tuple[Columns, Changes]:
+    """:func:`columns` and the ``limit`` newest schema changes, on one session (one wait for
+    a running load to release the file, not one per query)."""
+    with reading(dialect) as session:
+        _, rows = session.query(_columns_sql(schema))
+        changes = (
+            session.query(
+                "SELECT changed_at, load_id, schema_name, table_name, change, detail "
+                f"FROM {META}.schema_changes ORDER BY changed_at DESC LIMIT {int(limit)}"
+            )
+            if limit
+            else ([], [])
+        )
+    return [(str(a), str(b), str(c), str(d)) for a, b, c, d in rows], changes
 
 
 def loads_json(dialect: Dialect, limit: int = 20) -> list[dict[str, Any]]:
@@ -151,14 +176,14 @@ def loads_json(dialect: Dialect, limit: int = 20) -> list[dict[str, Any]]:
 def schema_json(dialect: Dialect, limit: int = 20) -> dict[str, Any]:
     """Every loaded table with its columns, and the newest schema changes, for
     ``/api/v1/warehouse/schema``."""
+    found, (names, rows) = schema_of(dialect, None, limit)
     tables: dict[tuple[str, str], list[dict[str, str]]] = {}
-    for schema, table, column, kind in columns(dialect):
+    for schema, table, column, kind in found:
         tables.setdefault((schema, table), []).append({"name": column, "type": kind})
-    names, rows = changes(dialect, limit)
     return {
         "tables": [
-            {"schema": schema, "table": table, "columns": found}
-            for (schema, table), found in tables.items()
+            {"schema": schema, "table": table, "columns": listed}
+            for (schema, table), listed in tables.items()
         ],
         "changes": [dict(zip(names, row, strict=True)) for row in rows],
     }
