@@ -108,6 +108,14 @@ _REMEMBER = (
     "ON CONFLICT (source_id, message_id) DO UPDATE SET seen_at = excluded.seen_at"
 )
 _LOOKUP_CHUNK = 400  # pairs per query: 800 parameters, under every SQLite's variable limit
+_SEEN = (
+    "WITH wanted (source_id, message_id) AS (VALUES {values}) "
+    "SELECT d.source_id, d.message_id, d.seen_at FROM wanted "
+    "JOIN dedupe AS d ON d.source_id = wanted.source_id AND d.message_id = wanted.message_id"
+)
+"""When ids were last seen. A join, so each id is one primary-key search: SQLite plans
+``(source_id, message_id) IN (VALUES …)`` as a scan of the whole table, which made every commit
+slower the more ids the window held."""
 _COUNT = (
     "INSERT INTO counters (name, label, value) VALUES (?, ?, ?) "
     "ON CONFLICT (name, label) DO UPDATE SET value = value + excluded.value"
@@ -296,10 +304,8 @@ def _stored_flags(conn: sqlite3.Connection, batch: Batch) -> list[bool]:
     keys = list({(source_id, e.message_id) for source_id, e in batch.events})
     for start in range(0, len(keys), _LOOKUP_CHUNK):
         chunk = keys[start : start + _LOOKUP_CHUNK]
-        values = ", ".join("(?, ?)" for _ in chunk)
         rows = conn.execute(
-            "SELECT source_id, message_id, seen_at FROM dedupe "
-            f"WHERE (source_id, message_id) IN (VALUES {values})",
+            _SEEN.format(values=", ".join("(?, ?)" for _ in chunk)),
             [part for key in chunk for part in key],
         )
         seen.update(((source_id, message_id), seen_at) for source_id, message_id, seen_at in rows)
