@@ -8,6 +8,7 @@ reprocessing the log after a crash assigns the same id again.
 from __future__ import annotations
 
 import hashlib
+import itertools
 
 _ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 _KSUID_EPOCH = 1_400_000_000
@@ -19,8 +20,22 @@ _PAIRS = [high + low for high in _ALPHABET for low in _ALPHABET]
 
 def ksuid(seconds: int, entropy: bytes) -> str:
     """A 27-character base62 KSUID from a Unix time and 16 bytes."""
+    return base62(ksuid_number(seconds, int.from_bytes(entropy[:16].ljust(16, b"\0"), "big")))
+
+
+def ksuid_number(seconds: int, payload: int) -> int:
+    """The 160-bit number of a KSUID: 32 bits of time since the KSUID epoch, 128 of payload."""
     stamp = max(0, min(seconds - _KSUID_EPOCH, 0xFFFFFFFF))
-    number = (stamp << 128) | int.from_bytes(entropy[:16].ljust(16, b"\0"), "big")
+    return (stamp << 128) | (payload & _PAYLOAD)
+
+
+_PAYLOAD = (1 << 128) - 1
+NEXT_DIGIT = dict(itertools.pairwise(_ALPHABET))
+"""Each base62 digit but the last → the one after it."""
+
+
+def base62(number: int) -> str:
+    """``number`` (< 2**160) as 27 base62 digits, the text of a KSUID."""
     digits = []
     for _ in range(13):
         number, pair = divmod(number, 3844)

@@ -213,3 +213,25 @@ def test_custom_identifiers_from_external_ids_and_trait_keys() -> None:
         "crm_id:X-1",
         "phone:555",
     ]
+
+
+def test_an_identifier_repeated_in_external_ids_is_listed_once() -> None:
+    from mainstem.identity.identifiers import user_identifiers
+
+    entry = {"id": "a@b.co", "type": "email", "collection": "users", "encoding": "none"}
+    msg = message(
+        "identify", 1, userId="u1", traits={"email": "a@b.co"}, context={"externalIds": [entry] * 2}
+    )
+    assert [str(i) for i in user_identifiers(msg)] == ["user_id:u1", "email:a@b.co"]
+
+
+def test_new_segment_ids_are_unique_and_sort_in_creation_order() -> None:
+    import re
+
+    from mainstem.identity.graph import SegmentIds
+
+    new_id = SegmentIds()
+    ids = [new_id("users" if i % 7 else "accounts") for i in range(50_000)]
+    assert len(set(ids)) == len(ids)
+    assert [i[4:] for i in ids] == sorted(i[4:] for i in ids)  # past carries (1 in 62)
+    assert all(re.fullmatch(r"(use|acc)_[0-9A-Za-z]{27}", i) for i in ids)

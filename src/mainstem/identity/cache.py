@@ -10,13 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, NamedTuple, Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from mainstem.identity.graph import Merge, Profile, Resolution, random_segment_id
+from mainstem.identity.graph import Event, Merge, Profile, Resolution, random_segment_id
 from mainstem.identity.identifiers import ExternalId
 
 if TYPE_CHECKING:  # rows are built from changes
-    from mainstem.identity.rows import Rows
+    from mainstem.identity.rows import PlacementRow, Rows, ViolationRow
 
 
 class Lookup(Protocol):
@@ -37,17 +37,6 @@ class Lookup(Protocol):
         ...
 
 
-class Placement(NamedTuple):
-    """Where one stored event landed. (A tuple: one is built per event, and a frozen
-    dataclass is several times slower to build.)"""
-
-    seq: int
-    message_id: str
-    event_type: str
-    timestamp: int
-    resolution: Resolution
-
-
 @dataclass(slots=True)
 class Changes:
     """Everything a batch changed, for one transaction."""
@@ -55,12 +44,33 @@ class Changes:
     profiles: dict[str, Profile] = field(default_factory=dict)
     claimed: dict[ExternalId, str] = field(default_factory=dict)
     merges: list[Merge] = field(default_factory=list)
-    placements: list[Placement] = field(default_factory=list)
+    placements: list[PlacementRow] = field(default_factory=list)
+    violations: list[ViolationRow] = field(default_factory=list)
     generation: int = 0
     """The store's generation the batch was resolved against (see ``ProfileStore.delete``)."""
     rows: Rows | None = None
     """Set by the resolver before it hands the changes to a writer thread: the rows to write,
     taken while the profiles were still those of this batch (see ``identity/rows.py``)."""
+
+    def place(self, seq: int, event: Event, result: Resolution) -> None:
+        """Record where the stored event ``seq`` landed, and the identifiers it had dropped.
+        (Rows straight away: one placement is made per event, and the resolution need not
+        outlive it.)"""
+        segment_id = result.segment_id or result.account_id
+        if segment_id:
+            self.placements.append((seq, segment_id, event.message_id, event.type, event.timestamp))
+        for drop in result.dropped:
+            self.violations.append(
+                (
+                    seq,
+                    event.message_id,
+                    result.segment_id,
+                    drop.id.type,
+                    drop.id.value,
+                    drop.reason,
+                    drop.rule,
+                )
+            )
 
 
 _MISSING = ""
@@ -93,12 +103,12 @@ class CachedState:
     def prefetch(self, ids: Iterable[ExternalId]) -> None:
         """Look up the owners of ``ids`` not cached yet, and their profiles, in a few bulk reads
         instead of one query per identifier while resolving."""
-        unknown = [id for id in dict.fromkeys(ids) if id not in self._owners]
+        unknown = set(ids).difference(self._owners)  # set operations: loops in C
         if not unknown:
             return
-        found = self.lookup.owners(unknown)
-        for id in unknown:
-            self._owners[id] = found.get(id, _MISSING)
+        found = self.lookup.owners(list(unknown))
+        self._owners.update(dict.fromkeys(unknown, _MISSING))
+        self._owners.update(found)
         wanted = [s for s in dict.fromkeys(found.values()) if s not in self._profiles]
         if wanted:
             self._profiles.update(self.lookup.load_many(wanted))

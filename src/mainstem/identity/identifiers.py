@@ -132,18 +132,19 @@ def user_identifiers(
             braze = _text(_mapping(context["Braze"]).get("braze_id"))
             if braze is not None:
                 found.append(ExternalId("braze_id", braze))
-        if "externalIds" in context:
-            _external_ids(context["externalIds"], found)
     elif "integrations" in message:
         integrations = _mapping(message["integrations"])
         ga = _text(_mapping(integrations.get("Google Analytics")).get("clientId"))
         if ga is not None:
             found.append(ExternalId("ga_client_id", ga))
+    fixed = len(found)  # at most one value of each type so far
+    if context and "externalIds" in context:
+        _external_ids(context["externalIds"], found)
     for rule in custom:
         value = _custom(message, context, rule.key)
         if value is not None:
             found.append(ExternalId(rule.type, value))
-    return list(dict.fromkeys(found)) if len(found) > 1 else found
+    return list(dict.fromkeys(found)) if len(found) > fixed else found
 
 
 def _external_ids(external: object, found: list[ExternalId]) -> None:

@@ -20,7 +20,7 @@ from pathlib import Path
 import msgspec
 
 from mainstem.errors import RetryLater
-from mainstem.identity.cache import CachedState, Changes, Placement
+from mainstem.identity.cache import CachedState, Changes
 from mainstem.identity.graph import Event, resolve
 from mainstem.identity.identifiers import CustomIdentifier
 from mainstem.identity.rows import rows_of
@@ -151,7 +151,7 @@ class Resolver:
         if not rows:
             return None
         created = merges = dropped = 0
-        placements = self.state.changes.placements
+        collecting = self.state.changes
         events = self._events(rows)
         self.state.prefetch(id for _, event in events for id in event.identifiers())
         for seq, event in events:
@@ -159,7 +159,7 @@ class Resolver:
             created += len(result.created)
             merges += len(result.merges)
             dropped += len(result.dropped)
-            placements.append(Placement(seq, event.message_id, event.type, event.timestamp, result))
+            collecting.place(seq, event, result)
         last = rows[-1].seq
         changes = self.state.take()
         changes.generation = generation

@@ -94,24 +94,8 @@ def rows_of(changes: Changes) -> Rows:
         traits=traits,
         links=links,
         relinked=relinked,
-        placements=[
-            (placed.seq, segment_id, placed.message_id, placed.event_type, placed.timestamp)
-            for placed in changes.placements
-            if (segment_id := placed.resolution.segment_id or placed.resolution.account_id)
-        ],
-        violations=[
-            (
-                placed.seq,
-                placed.message_id,
-                placed.resolution.segment_id,
-                drop.id.type,
-                drop.id.value,
-                drop.reason,
-                drop.rule,
-            )
-            for placed in changes.placements
-            for drop in placed.resolution.dropped
-        ],
+        placements=changes.placements,
+        violations=changes.violations,
     )
 
 

@@ -9,12 +9,12 @@ time, so an older event cannot bring the value back.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
+import msgspec
 
-@dataclass(frozen=True, slots=True)
-class Trait:
+
+class Trait(msgspec.Struct, frozen=True, gc=False):
     value: Any
     updated_at: int
     """Event time of the value (µs since the epoch)."""

@@ -22,13 +22,14 @@ Pure: the store is reached through :class:`Component`, the event store through `
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+import msgspec
+
 from mainstem.errors import NotFound, RequestError
-from mainstem.identity.cache import Changes, Placement
+from mainstem.identity.cache import Changes
 from mainstem.identity.graph import Event, MemoryState, Merge, random_segment_id, resolve
 from mainstem.identity.identifiers import ExternalId
 from mainstem.identity.rules import Rules
@@ -205,10 +206,8 @@ def _replay(
         current = seq
         event = events[seq]
         # Accounts keep their traits and metadata: only the user side is replayed.
-        result = resolve(state, rules, dataclasses.replace(event, group=None))
-        split.changes.placements.append(
-            Placement(seq, event.message_id, event.type, event.timestamp, result)
-        )
+        result = resolve(state, rules, msgspec.structs.replace(event, group=None))
+        split.changes.place(seq, event, result)
         group = event.group
         if (
             group is not None

@@ -14,6 +14,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, LiteralString, Protocol
 
+import msgspec
+
 from mainstem.logrecord import LogRecord
 
 
@@ -161,8 +163,9 @@ class EventQuery:
     limit: int = 100
 
 
-@dataclass(frozen=True, slots=True)
-class EventRow:
+class EventRow(msgspec.Struct, frozen=True, gc=False):
+    """One stored event as readers get it (a msgspec struct: thousands are built per read)."""
+
     seq: int
     source_id: str
     received_at: int
