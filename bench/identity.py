@@ -45,6 +45,7 @@ import resource
 import shutil
 import socket
 import statistics
+import sys
 import tempfile
 import threading
 import time
@@ -62,6 +63,7 @@ from mainstem.identity.rules import Rules
 from mainstem.identity.sqlite import SqliteProfileStore
 from mainstem.storage import Batch, EventQuery, StoredEvent
 from mainstem.storage.sqlite.pipeline import SqlitePipelineStore
+from mainstem.worker import SWITCH_INTERVAL
 from report import write_section  # type: ignore[import-not-found]
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -348,6 +350,7 @@ def main() -> None:
         )
         del sample
 
+        sys.setswitchinterval(SWITCH_INTERVAL)  # as in the processor process
         profiles = SqliteProfileStore(root / "profiles.db", fsync=args.fsync)
         resolver = Resolver(store, profiles)
         reset_peak()

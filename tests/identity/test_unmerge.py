@@ -18,7 +18,7 @@ from mainstem.identity import report
 from mainstem.identity import unmerge as unmerging
 from mainstem.identity.identifiers import ExternalId
 from mainstem.identity.resolver import Resolver
-from mainstem.identity.rules import Rules
+from mainstem.identity.rules import Limit, Rules
 from mainstem.identity.sqlite import SqliteProfileStore
 
 from ..conftest import ADMIN_TOKEN, WRITE_KEY, InProcess
@@ -142,6 +142,38 @@ def test_resolving_continues_on_the_split_profiles(pipeline: Pipeline) -> None:
         assert owner(store, "user_id:alice") == alice
         assert snapshot(store)[alice]["traits"] == {"plan": "team"}
         assert snapshot(store)[tablet]["ids"] == ["anonymous_id:tablet", "email:t@x.com"]
+    finally:
+        store.close()
+
+
+def test_an_identifier_an_unmerge_claims_for_the_first_time_is_found_by_a_running_resolver(
+    pipeline: Pipeline,
+) -> None:
+    """The resolver skips looking up identifiers it believes no profile holds (identity/seen.py).
+    An unmerge can give a profile one that every earlier event had dropped: after it, the
+    resolver must look again rather than make a second owner."""
+    rules = Rules(limits={"user_id": Limit(1, "ever"), "email": Limit(1, "ever")})
+    pipeline.send(
+        [
+            message("identify", 1, 0, userId="u1"),
+            message("identify", 2, 1, anonymousId="a1", traits={"email": "e1@x.com"}),
+            message("track", 3, 2, userId="u1", anonymousId="a1", event="Linked"),
+            # u1's profile holds e1 now: the email limit drops e2, which no profile takes.
+            message("identify", 4, 3, userId="u1", traits={"email": "e2@x.com"}),
+        ]
+    )
+    store = SqliteProfileStore(pipeline.root / "profiles.db", fsync=False)
+    try:
+        resolver = Resolver(pipeline.store, store, rules=rules)
+        assert resolver.sync() == 4
+        u1 = owner(store, "user_id:u1")
+        assert store.owner(ExternalId("email", "e2@x.com")) is None
+        [merge] = store.merges(store.members(u1))
+        report.unmerge(store, pipeline.store, merge.segment_id, rules=rules)
+        assert owner(store, "email:e2@x.com") == u1  # replayed without the merge, u1 takes e2
+        pipeline.send([message("identify", 5, 4, anonymousId="a5", traits={"email": "e2@x.com"})])
+        assert resolver.sync() == 1
+        assert owner(store, "email:e2@x.com") == owner(store, "anonymous_id:a5") == u1
     finally:
         store.close()
 

@@ -8,12 +8,13 @@ never written.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 from mainstem.identity.graph import Event, Merge, Profile, Resolution, random_segment_id
 from mainstem.identity.identifiers import ExternalId
+from mainstem.identity.seen import Seen
 
 if TYPE_CHECKING:  # rows are built from changes
     from mainstem.identity.rows import PlacementRow, Rows, ViolationRow
@@ -34,6 +35,10 @@ class Lookup(Protocol):
 
     def load_many(self, segment_ids: Sequence[str]) -> dict[str, Profile]:
         """:meth:`load` of many profiles at once; unknown ones are left out."""
+        ...
+
+    def identifier_keys(self) -> Iterator[tuple[str, str]]:
+        """Every identifier a profile holds, as ``(type, value)``, in no particular order."""
         ...
 
 
@@ -82,6 +87,8 @@ class CachedState:
         self.max_profiles = max_profiles
         self._owners: dict[ExternalId, str] = {}
         self._profiles: dict[str, Profile] = {}
+        self._seen: Seen | None = None
+        """Every identifier the store holds or this cache has claimed (filled on first use)."""
         self.changes = Changes()
 
     def owner(self, id: ExternalId) -> str | None:
@@ -106,7 +113,8 @@ class CachedState:
         unknown = set(ids).difference(self._owners)  # set operations: loops in C
         if not unknown:
             return
-        found = self.lookup.owners(list(unknown))
+        seen = self._filled()
+        found = self.lookup.owners(seen.maybe(unknown))
         self._owners.update(dict.fromkeys(unknown, _MISSING))
         self._owners.update(found)
         wanted = [s for s in dict.fromkeys(found.values()) if s not in self._profiles]
@@ -120,6 +128,18 @@ class CachedState:
             self._owners[id] = profile.segment_id
             self.changes.claimed[id] = profile.segment_id
 
+    def _filled(self) -> Seen:
+        """The filter of identifiers that may be taken, (re)filled from the store and this
+        cache's claims when missing or outgrown."""
+        seen = self._seen
+        if seen is None or seen.full():
+            seen = Seen(2 * seen.count if seen is not None else 0)
+            seen.update(self.lookup.identifier_keys())
+            # Claimed here but maybe not committed yet (a batch the writer still holds):
+            seen.update(id for id, owner in self._owners.items() if owner)
+            self._seen = seen
+        return seen
+
     def retire(self, merge: Merge) -> None:
         self._profiles.pop(merge.segment_id, None)
         self.changes.profiles.pop(merge.segment_id, None)
@@ -131,6 +151,8 @@ class CachedState:
     def take(self) -> Changes:
         """The collected changes (the caller commits them); the cache keeps its contents."""
         changes, self.changes = self.changes, Changes()
+        if self._seen is not None:  # the batch's prefetch is done: its claims count from now
+            self._seen.update(changes.claimed)
         return changes
 
     def full(self) -> bool:
@@ -138,8 +160,12 @@ class CachedState:
         the caller :meth:`reset` s it (reads then fall through to the store again)."""
         return len(self._profiles) > self.max_profiles or len(self._owners) > 4 * self.max_profiles
 
-    def reset(self) -> None:
-        """Forget everything: after a failed commit the cached profiles are ahead of the store."""
+    def reset(self, *, rescan: bool = False) -> None:
+        """Forget the cached profiles: after a failed commit they are ahead of the store. With
+        ``rescan``, forget which identifiers the store holds too: another writer (an unmerge,
+        a delete) changed them."""
         self._profiles.clear()
         self._owners.clear()
         self.changes = Changes()
+        if rescan:
+            self._seen = None

@@ -144,8 +144,8 @@ class Resolver:
     def _resolve(self, position: int) -> tuple[ResolveResult, Changes] | None:
         """Resolve the batch after ``position`` into the cache; ``None`` when caught up."""
         generation = self.profiles.generation()
-        if generation != self.generation:  # profiles were deleted: the cache may hold them
-            self.state.reset()
+        if generation != self.generation:  # profiles were deleted or split: the cache is stale
+            self.state.reset(rescan=True)
             self.generation = generation
         rows = self.store.events(EventQuery(after=position, limit=self.batch_events))
         if not rows:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -246,6 +246,12 @@ class SqliteProfileStore:
                 for value, segment_id in rows:
                     found[ExternalId(type, value)] = segment_id
         return found
+
+    def identifier_keys(self) -> Iterator[tuple[str, str]]:
+        rows: Iterator[tuple[str, str]] = self._conn().execute(
+            "SELECT type, value FROM identifiers"
+        )
+        return rows
 
     def load_many(self, segment_ids: Sequence[str]) -> dict[str, Profile]:
         """The live profiles among ``segment_ids`` with identifiers, traits and links."""

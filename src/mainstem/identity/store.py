@@ -7,7 +7,7 @@ landed, and the resolver's position in the event store — committed together.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
@@ -70,6 +70,10 @@ class ProfileStore(Protocol):
 
     def load_many(self, segment_ids: Sequence[str]) -> dict[str, Profile]:
         """:meth:`load` of many profiles in a few queries; unknown ones are left out."""
+        ...
+
+    def identifier_keys(self) -> Iterator[tuple[str, str]]:
+        """Every identifier a live profile holds, as ``(type, value)``, in no particular order."""
         ...
 
     def generation(self) -> int:
