@@ -295,3 +295,26 @@ def test_a_delete_during_a_batch_makes_the_batch_replay(
     fresh = _profile(profiles, ExternalId("user_id", "u1"))
     assert sorted(str(k) for k in fresh.identifiers) == ["user_id:u1"]
     assert {k: t.value for k, t in fresh.traits.items()} == {"plan": "pro"}
+
+
+def test_what_another_resolver_committed_meanwhile_is_looked_up_again(
+    pipeline: Pipeline, profiles: SqliteProfileStore
+) -> None:
+    """One resolver runs per data directory; should a second one commit in between, the first
+    forgets what it remembered (its cache, and which identifiers exist) instead of making a
+    second owner of an identifier the other one claimed."""
+    first = Resolver(pipeline.store, profiles)
+    pipeline.send([message("identify", 1, 0, userId="u1")])
+    assert first.sync() == 1
+    pipeline.send([message("identify", 2, 1, userId="u2", traits={"email": "e2@x.com"})])
+    other = SqliteProfileStore(pipeline.root / "profiles.db", fsync=False)
+    try:
+        assert Resolver(pipeline.store, other).sync() == 1
+    finally:
+        other.close()
+    pipeline.send([message("identify", 3, 2, anonymousId="a3", traits={"email": "e2@x.com"})])
+    assert first.sync() == 1
+    u2 = _profile(profiles, ExternalId("user_id", "u2"))
+    assert profiles.owner(ExternalId("anonymous_id", "a3")) == u2.segment_id
+    assert profiles.owner(ExternalId("email", "e2@x.com")) == u2.segment_id
+    assert profiles.count() == {"users": 2}

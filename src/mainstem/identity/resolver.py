@@ -74,8 +74,7 @@ class Resolver:
                 nothing was written.
         """
         with _collector_paused():
-            position = self.profiles.position()
-            self.position = position
+            position = self._committed_position()
             try:
                 batch = self._resolve(position)
                 if batch is None:
@@ -83,7 +82,7 @@ class Resolver:
                 result, changes = batch
                 self.profiles.commit(changes, result.last_seq, position)
             except BaseException:
-                self.state.reset()
+                self.state.reset(rescan=True)  # see sync()
                 raise
             self._committed(result.last_seq)
             return result
@@ -108,8 +107,7 @@ class Resolver:
         ):
             pending: Future[None] | None = None
             try:
-                position = self.profiles.position()
-                self.position = position
+                position = self._committed_position()
                 while True:
                     batch = self._resolve(position)
                     if pending is not None:
@@ -138,7 +136,9 @@ class Resolver:
                 if pending is not None:
                     with contextlib.suppress(BaseException):
                         pending.result()  # never reset the cache under a running commit
-                self.state.reset()
+                # Nothing remembered is trusted after a failure: if the commit failed because
+                # another writer moved the position, its identifiers are not in the filter.
+                self.state.reset(rescan=True)
                 raise
 
     def _resolve(self, position: int) -> tuple[ResolveResult, Changes] | None:
@@ -164,6 +164,16 @@ class Resolver:
         changes = self.state.take()
         changes.generation = generation
         return ResolveResult(len(rows), created, merges, dropped, last), changes
+
+    def _committed_position(self) -> int:
+        """The position in profiles.db. If another writer moved it since this resolver's last
+        commit, nothing this resolver remembers (cached profiles, which identifiers exist) is
+        trusted any more."""
+        position = self.profiles.position()
+        if self.position is not None and position != self.position:
+            self.state.reset(rescan=True)
+        self.position = position
+        return position
 
     def _committed(self, position: int) -> None:
         """Everything resolved is committed up to ``position``: the cache holds nothing the
