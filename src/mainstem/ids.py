@@ -14,6 +14,10 @@ _ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 _KSUID_EPOCH = 1_400_000_000
 
 
+_PAYLOAD = (1 << 128) - 1
+NEXT_DIGIT = dict(itertools.pairwise(_ALPHABET))
+"""Each base62 digit but the last → the one after it."""
+
 _PAIRS = [high + low for high in _ALPHABET for low in _ALPHABET]
 """Two base62 digits per division: half the big-integer divisions of one digit at a time."""
 
@@ -27,11 +31,6 @@ def ksuid_number(seconds: int, payload: int) -> int:
     """The 160-bit number of a KSUID: 32 bits of time since the KSUID epoch, 128 of payload."""
     stamp = max(0, min(seconds - _KSUID_EPOCH, 0xFFFFFFFF))
     return (stamp << 128) | (payload & _PAYLOAD)
-
-
-_PAYLOAD = (1 << 128) - 1
-NEXT_DIGIT = dict(itertools.pairwise(_ALPHABET))
-"""Each base62 digit but the last → the one after it."""
 
 
 def base62(number: int) -> str:

@@ -163,7 +163,7 @@ class CachedState:
     def reset(self, *, rescan: bool = False) -> None:
         """Forget the cached profiles: after a failed commit they are ahead of the store. With
         ``rescan``, forget which identifiers the store holds too: another writer (an unmerge,
-        a delete) changed them."""
+        a delete, another resolver) may have changed them."""
         self._profiles.clear()
         self._owners.clear()
         self.changes = Changes()

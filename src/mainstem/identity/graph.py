@@ -104,10 +104,9 @@ class Drop(msgspec.Struct, frozen=True, gc=False):
     rule: str
 
 
-class Event(msgspec.Struct, array_like=True, gc=False):
-    """What resolution needs of one stored message. A msgspec struct: cheap to build (one is
-    built per event) and to pass between processes (see ``identity/feed.py``); it holds no
-    cycles, so the garbage collector need not track it."""
+class Event(msgspec.Struct, gc=False):
+    """What resolution needs of one stored message (a msgspec struct: one is built per
+    event)."""
 
     message_id: str
     source_id: str

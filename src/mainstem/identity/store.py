@@ -77,7 +77,8 @@ class ProfileStore(Protocol):
         ...
 
     def generation(self) -> int:
-        """Bumped by every :meth:`delete`: a resolver that sees it change drops its cache."""
+        """Bumped by every :meth:`delete` and :meth:`split`: a resolver that sees it change drops
+        its cache."""
         ...
 
     def commit(self, changes: Changes, position: int, expected: int) -> None:
