@@ -225,6 +225,13 @@ def test_an_identifier_repeated_in_external_ids_is_listed_once() -> None:
     assert [str(i) for i in user_identifiers(msg)] == ["user_id:u1", "email:a@b.co"]
 
 
+def test_values_holding_a_nul_character_are_never_identifiers() -> None:
+    from mainstem.identity.identifiers import user_identifiers
+
+    msg = message("identify", 1, userId="u\x001", anonymousId="a1", traits={"email": "x\x00@b.co"})
+    assert [str(i) for i in user_identifiers(msg)] == ["anonymous_id:a1"]
+
+
 def test_new_segment_ids_are_unique_and_sort_in_creation_order() -> None:
     import re
 

@@ -26,6 +26,9 @@ DEFAULT_TYPES: tuple[str, ...] = (
 )
 MAX_VALUE_CHARS = 500
 """Longer values are never identifiers (Segment drops a ``groupId`` over 500 characters, §3.6)."""
+_NUL = "\x00"
+"""Values holding U+0000 are never identifiers either: PostgreSQL's text cannot store them, and
+no real id contains one, so both profiles stores agree."""
 
 
 class ExternalId(NamedTuple):
@@ -49,7 +52,7 @@ def _text(value: object) -> str | None:
             return None  # None, bool, containers
         value = str(value)
     value = value.strip()
-    if not value or len(value) > MAX_VALUE_CHARS:
+    if not value or len(value) > MAX_VALUE_CHARS or _NUL in value:
         return None
     return value
 
