@@ -10,12 +10,18 @@ Pure: no database here; the column order is that of the profiles store's tables.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import msgspec
 
 from mainstem.identity.cache import Changes
+from mainstem.identity.graph import Drop, Identifier, Merge, Profile
+from mainstem.identity.identifiers import ExternalId
+from mainstem.identity.store import Violation
+from mainstem.identity.traits import Trait
+from mainstem.identity.unmerge import Split
 
 _encode = msgspec.json.Encoder().encode
 
@@ -113,3 +119,77 @@ def _identifiers(changes: Changes) -> Iterator[IdentifierRow]:
             identifier.first_message_id,
             identifier.created_at,
         )
+
+
+# --- the other direction: rows read back, and the rows an unmerge adds ------------------------
+# Shared by every profiles store, so they build the same records from the same columns.
+
+UnmergeRow = tuple[int, str, str, str, int]
+_decode = msgspec.json.Decoder().decode
+
+
+def profile_of(row: Sequence[Any]) -> Profile:
+    """A profile (without identifiers, traits, links) from a ``profiles`` row."""
+    return Profile(
+        segment_id=row[0],
+        collection=row[1],
+        created_at=row[2],
+        first_message_id=row[3],
+        first_source_id=row[4],
+        updated_at=row[5],
+        last_message_id=row[6],
+        last_source_id=row[7],
+        merges=row[8],
+    )
+
+
+def fill(
+    found: Mapping[str, Profile],
+    identifiers: Iterable[Sequence[Any]],
+    traits: Iterable[Sequence[Any]],
+    links: Iterable[Sequence[Any]],
+) -> None:
+    """Add to ``found`` the identifiers (``segment_id, type, value, source_id,
+    first_message_id, created_at``, in the order the profile holds them), traits
+    (``segment_id, key, value, updated_at, source_id, removed``; ``value`` is JSON text) and
+    links (``segment_id, linked``) read for them."""
+    for segment_id, type, value, source_id, first_message_id, created_at in identifiers:
+        key = ExternalId(type, value)
+        found[segment_id].identifiers[key] = Identifier(
+            key, source_id, first_message_id, created_at
+        )
+    for segment_id, key, value, updated_at, source_id, removed in traits:
+        found[segment_id].traits[key] = Trait(_decode(value), updated_at, source_id, bool(removed))
+    for segment_id, linked in links:
+        found[segment_id].links.add(linked)
+
+
+def merge_of(row: Sequence[Any]) -> Merge:
+    """A merge from a ``merges`` row (in :data:`MergeRow` order)."""
+    return Merge(
+        segment_id=row[0],
+        canonical_segment_id=row[1],
+        message_id=row[2],
+        source_id=row[3],
+        event_type=row[4],
+        timestamp=row[5],
+        via=ExternalId(row[6], row[7]),
+        rule=row[8],
+    )
+
+
+def violation_of(row: Sequence[Any]) -> Violation:
+    """A violation from a ``violations`` row (in :data:`ViolationRow` order)."""
+    return Violation(row[0], row[1], row[2], Drop(ExternalId(row[3], row[4]), row[5], row[6]))
+
+
+def split_links(split: Split) -> list[tuple[str, str]]:
+    """The link rows (``segment_id, linked``) an unmerge adds: from each account to its user
+    (the user's side is among the replayed profiles' rows)."""
+    return [(account, user) for user, account in split.links]
+
+
+def unmerge_row(split: Split, at: int) -> UnmergeRow:
+    """The ``unmerges`` row recording ``split``, run at ``at`` (µs, wall clock)."""
+    merge = split.merge
+    return (split.excluded, merge.message_id, merge.segment_id, merge.canonical_segment_id, at)

@@ -17,11 +17,25 @@ import msgspec
 
 from mainstem.errors import RetryLater
 from mainstem.identity.cache import Changes
-from mainstem.identity.graph import Drop, Identifier, Merge, Profile
+from mainstem.identity.graph import Merge, Profile
 from mainstem.identity.identifiers import ExternalId
-from mainstem.identity.rows import Rows, rows_of
-from mainstem.identity.store import PlacedEvent, Unmerge, Violation
-from mainstem.identity.traits import Trait
+from mainstem.identity.rows import (
+    Rows,
+    fill,
+    merge_of,
+    profile_of,
+    rows_of,
+    split_links,
+    unmerge_row,
+    violation_of,
+)
+from mainstem.identity.store import (
+    PlacedEvent,
+    Unmerge,
+    Violation,
+    check_commit,
+    check_split,
+)
 from mainstem.identity.unmerge import Split
 from mainstem.storage.sqlite.connection import Readers, connect, migrate, transaction
 
@@ -118,13 +132,13 @@ MIGRATIONS = (
     ),
 )
 
+_WHERE = "profiles.db"
 _STREAM = "events"
 _CACHE_KIB = 64 * 1024
 _CHUNK = 500
 """Host parameters per ``IN (...)`` lookup: well under SQLite's limit."""
 _GENERATION = "generation"
 _encode = msgspec.json.Encoder().encode
-_decode = msgspec.json.Decoder().decode
 
 
 class SqliteProfileStore:
@@ -190,27 +204,14 @@ class SqliteProfileStore:
         assert self._writer is not None, "opened read-only"
         try:
             with transaction(self._writer) as conn:
-                if (_counter(conn, _STREAM), _counter(conn, _GENERATION)) != (position, generation):
-                    raise RetryLater(
-                        "profiles.db: the resolver committed while the unmerge was planned — "
-                        "planning it again"
-                    )
+                counters = (_counter(conn, _STREAM), _counter(conn, _GENERATION))
+                check_split(_WHERE, counters, (position, generation))
                 _purge(conn, split.removed)
                 _write(conn, rows_of(split.changes))
-                conn.executemany(
-                    "INSERT OR IGNORE INTO links VALUES (?, ?)",
-                    [(account, user) for user, account in split.links],
-                )
-                merge = split.merge
+                conn.executemany("INSERT OR IGNORE INTO links VALUES (?, ?)", split_links(split))
                 conn.execute(
                     "INSERT OR REPLACE INTO unmerges VALUES (?, ?, ?, ?, ?)",
-                    (
-                        split.excluded,
-                        merge.message_id,
-                        merge.segment_id,
-                        merge.canonical_segment_id,
-                        time.time_ns() // 1000,
-                    ),
+                    unmerge_row(split, time.time_ns() // 1000),
                 )
                 _bump_generation(conn)
         except sqlite3.OperationalError as exc:
@@ -266,58 +267,40 @@ class SqliteProfileStore:
                 f"WHERE segment_id IN ({marks})",
                 chunk,
             ):
-                found[row[0]] = Profile(
-                    segment_id=row[0],
-                    collection=row[1],
-                    created_at=row[2],
-                    first_message_id=row[3],
-                    first_source_id=row[4],
-                    updated_at=row[5],
-                    last_message_id=row[6],
-                    last_source_id=row[7],
-                    merges=row[8],
-                )
+                found[row[0]] = profile_of(row)
             if not found:
                 continue
-            for segment_id, type, value, source_id, first_message_id, created_at in conn.execute(
-                "SELECT segment_id, type, value, source_id, first_message_id, created_at "
-                f"FROM identifiers WHERE segment_id IN ({marks}) "
-                "ORDER BY segment_id, created_at, type, value",
-                chunk,
-            ):
-                key = ExternalId(type, value)
-                found[segment_id].identifiers[key] = Identifier(
-                    key, source_id, first_message_id, created_at
-                )
-            for segment_id, key, value, updated_at, source_id, removed in conn.execute(
-                "SELECT segment_id, key, value, updated_at, source_id, removed FROM traits "
-                f"WHERE segment_id IN ({marks})",
-                chunk,
-            ):
-                found[segment_id].traits[key] = Trait(
-                    _decode(value), updated_at, source_id, bool(removed)
-                )
-            for segment_id, linked in conn.execute(
-                f"SELECT segment_id, linked FROM links WHERE segment_id IN ({marks})", chunk
-            ):
-                found[segment_id].links.add(linked)
+            fill(
+                found,
+                conn.execute(
+                    "SELECT segment_id, type, value, source_id, first_message_id, created_at "
+                    f"FROM identifiers WHERE segment_id IN ({marks}) "
+                    "ORDER BY segment_id, created_at, type, value",
+                    chunk,
+                ),
+                conn.execute(
+                    "SELECT segment_id, key, value, updated_at, source_id, removed FROM traits "
+                    f"WHERE segment_id IN ({marks})",
+                    chunk,
+                ),
+                conn.execute(
+                    f"SELECT segment_id, linked FROM links WHERE segment_id IN ({marks})", chunk
+                ),
+            )
         return found
 
     def commit(self, changes: Changes, position: int, expected: int) -> None:
         assert self._writer is not None, "opened read-only"
         try:
             with transaction(self._writer) as conn:
-                current = _counter(conn, _STREAM)
-                if current != expected:
-                    raise RetryLater(
-                        f"profiles.db: the resolver position is {current}, expected {expected} "
-                        "— another resolver is running on this data directory"
-                    )
-                if _counter(conn, _GENERATION) != changes.generation:
-                    raise RetryLater(
-                        "profiles.db: a profile was deleted while this batch was resolved — "
-                        "resolving it again"
-                    )
+                check_commit(
+                    _WHERE,
+                    "this data directory",
+                    position=_counter(conn, _STREAM),
+                    expected=expected,
+                    generation=_counter(conn, _GENERATION),
+                    resolved=changes.generation,
+                )
                 _write(conn, changes.rows if changes.rows is not None else rows_of(changes))
                 conn.execute(
                     "INSERT INTO position (stream, seq) VALUES (?, ?) "
@@ -376,19 +359,7 @@ class SqliteProfileStore:
             f"WHERE canonical_segment_id IN ({marks}) ORDER BY timestamp, segment_id",
             segment_ids,
         )
-        return [
-            Merge(
-                segment_id=row[0],
-                canonical_segment_id=row[1],
-                message_id=row[2],
-                source_id=row[3],
-                event_type=row[4],
-                timestamp=row[5],
-                via=ExternalId(row[6], row[7]),
-                rule=row[8],
-            )
-            for row in rows
-        ]
+        return [merge_of(row) for row in rows]
 
     def violations(self, segment_ids: list[str], limit: int = 100) -> list[Violation]:
         marks = ",".join("?" * len(segment_ids))
@@ -397,10 +368,7 @@ class SqliteProfileStore:
             f"WHERE segment_id IN ({marks}) ORDER BY seq LIMIT ?",
             (*segment_ids, limit),
         )
-        return [
-            Violation(row[0], row[1], row[2], Drop(ExternalId(row[3], row[4]), row[5], row[6]))
-            for row in rows
-        ]
+        return [violation_of(row) for row in rows]
 
     def unmerges(self, segment_ids: list[str]) -> list[Unmerge]:
         marks = ",".join("?" * len(segment_ids))

@@ -1,6 +1,6 @@
 """The profiles store port: what identity resolution and the Profile API need from a database.
 
-A backend (``identity/sqlite.py`` now, PostgreSQL next) keeps live profiles, their identifiers,
+A backend (``identity/sqlite.py``, ``identity/postgres.py``) keeps live profiles, their identifiers,
 traits (each with the event time of its value), links, the merge history, where every event
 landed, and the resolver's position in the event store — committed together.
 """
@@ -11,6 +11,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
+from mainstem.errors import RetryLater
 from mainstem.identity.cache import Changes
 from mainstem.identity.graph import Drop, Merge, Profile
 from mainstem.identity.identifiers import ExternalId
@@ -149,3 +150,43 @@ class ProfileStore(Protocol):
     def close(self) -> None:
         """Idempotent."""
         ...
+
+
+def check_commit(
+    where: str, scope: str, *, position: int, expected: int, generation: int, resolved: int
+) -> None:
+    """The checks :meth:`ProfileStore.commit` makes, holding the store's write lock, before it
+    writes anything.
+
+    Args:
+        where: the store, as messages name it (``profiles.db``).
+        scope: what one resolver runs on (``this data directory``).
+        position: the committed position; ``expected`` is the one the batch started from.
+        generation: the committed generation; ``resolved`` is the one the batch was resolved
+            against (``Changes.generation``).
+
+    Raises:
+        RetryLater: see :meth:`ProfileStore.commit`.
+    """
+    if position != expected:
+        raise RetryLater(
+            f"{where}: the resolver position is {position}, expected {expected} "
+            f"— another resolver is running on {scope}"
+        )
+    if generation != resolved:
+        raise RetryLater(
+            f"{where}: a profile was deleted while this batch was resolved — resolving it again"
+        )
+
+
+def check_split(where: str, counters: tuple[int, int], planned: tuple[int, int]) -> None:
+    """The check :meth:`ProfileStore.split` makes, holding the store's write lock: the
+    committed ``(position, generation)`` are still those the split was ``planned`` at.
+
+    Raises:
+        RetryLater: they moved; plan the split again.
+    """
+    if counters != planned:
+        raise RetryLater(
+            f"{where}: the resolver committed while the unmerge was planned — planning it again"
+        )
