@@ -1,4 +1,4 @@
-"""The identity stage over the real event store and a real profiles.db."""
+"""The identity stage over the real event store and a real profiles store (each backend)."""
 
 from __future__ import annotations
 
@@ -13,10 +13,9 @@ from mainstem.identity.cache import Changes
 from mainstem.identity.graph import VALUE_LIMIT, Drop, Profile
 from mainstem.identity.identifiers import ExternalId
 from mainstem.identity.resolver import Resolver
-from mainstem.identity.sqlite import SqliteProfileStore
-from mainstem.identity.store import PlacedEvent, Violation
+from mainstem.identity.store import PlacedEvent, ProfileStore, Violation
 
-from .conftest import Pipeline
+from .conftest import Pipeline, Stores
 from .helpers import message
 
 STORY: list[dict[str, Any]] = [
@@ -29,7 +28,7 @@ STORY: list[dict[str, Any]] = [
 ]
 
 
-def _graph(profiles: SqliteProfileStore) -> dict[str, list[str]]:
+def _graph(profiles: ProfileStore) -> dict[str, list[str]]:
     """Live user profiles, keyed by their user_id, with their identifiers."""
     graph = {}
     for type, value in [("user_id", "u1"), ("user_id", "u2")]:
@@ -47,7 +46,7 @@ EXPECTED = {
 }
 
 
-def _profile(profiles: SqliteProfileStore, id: ExternalId) -> Profile:
+def _profile(profiles: ProfileStore, id: ExternalId) -> Profile:
     segment_id = profiles.owner(id)
     assert segment_id is not None
     profile = profiles.load(segment_id)
@@ -56,7 +55,7 @@ def _profile(profiles: SqliteProfileStore, id: ExternalId) -> Profile:
 
 
 def test_the_resolver_builds_and_persists_the_graph(
-    pipeline: Pipeline, profiles: SqliteProfileStore
+    pipeline: Pipeline, profiles: ProfileStore
 ) -> None:
     pipeline.send(STORY)
     resolver = Resolver(pipeline.store, profiles)
@@ -101,7 +100,7 @@ def test_the_resolver_builds_and_persists_the_graph(
 
 
 def test_a_restarted_resolver_continues_from_the_stored_graph(
-    pipeline: Pipeline, profiles: SqliteProfileStore
+    pipeline: Pipeline, profiles: ProfileStore
 ) -> None:
     pipeline.send(STORY[:3])
     assert Resolver(pipeline.store, profiles).sync() == 3
@@ -117,7 +116,7 @@ class FailingCommit:
     """A real profiles store whose next commit fails after writing, like a crash before
     COMMIT (the transaction rolls back)."""
 
-    def __init__(self, store: SqliteProfileStore, *, after: int = 0) -> None:
+    def __init__(self, store: ProfileStore, *, after: int = 0) -> None:
         self.store = store
         self.fail = True
         self.after = after
@@ -135,7 +134,7 @@ class FailingCommit:
 
 
 def test_a_failed_commit_is_replayed_exactly_once(
-    pipeline: Pipeline, profiles: SqliteProfileStore
+    pipeline: Pipeline, profiles: ProfileStore
 ) -> None:
     pipeline.send(STORY)
     flaky = FailingCommit(profiles)
@@ -148,7 +147,7 @@ def test_a_failed_commit_is_replayed_exactly_once(
     _assert_the_story_resolved_once(profiles)
 
 
-def _assert_the_story_resolved_once(profiles: SqliteProfileStore) -> None:
+def _assert_the_story_resolved_once(profiles: ProfileStore) -> None:
     assert _graph(profiles) == EXPECTED
     u1 = _profile(profiles, ExternalId("user_id", "u1"))
     assert u1.merges == 1
@@ -162,7 +161,7 @@ def _assert_the_story_resolved_once(profiles: SqliteProfileStore) -> None:
 
 
 def test_a_commit_failing_mid_sync_keeps_the_batches_before_it_and_replays_the_rest(
-    pipeline: Pipeline, profiles: SqliteProfileStore
+    pipeline: Pipeline, profiles: ProfileStore
 ) -> None:
     # sync() commits batch n on a writer thread while it resolves batch n + 1: the second
     # commit fails after the third batch was resolved against the cache.
@@ -180,7 +179,7 @@ class SlowCommit:
     """A real profiles store whose commits take a while, so the resolver has resolved the next
     batch before a commit is done."""
 
-    def __init__(self, store: SqliteProfileStore) -> None:
+    def __init__(self, store: ProfileStore) -> None:
         self.store = store
 
     def __getattr__(self, name: str) -> Any:
@@ -193,7 +192,7 @@ class SlowCommit:
 
 @pytest.mark.parametrize("max_profiles", [0, 1, 2])
 def test_a_pipelined_sync_that_empties_its_full_cache_resolves_the_same_graph(
-    pipeline: Pipeline, profiles: SqliteProfileStore, max_profiles: int
+    pipeline: Pipeline, profiles: ProfileStore, max_profiles: int
 ) -> None:
     # The cache is emptied whenever it outgrows its bound, but never while it holds a batch
     # not committed yet: the store would not know that batch's identifiers yet.
@@ -206,7 +205,7 @@ def test_a_pipelined_sync_that_empties_its_full_cache_resolves_the_same_graph(
 
 
 def test_sync_stops_after_the_batch_in_hand_when_told_to(
-    pipeline: Pipeline, profiles: SqliteProfileStore
+    pipeline: Pipeline, profiles: ProfileStore
 ) -> None:
     pipeline.send(STORY)
     resolver = Resolver(pipeline.store, profiles, batch_events=2)
@@ -219,20 +218,20 @@ def test_sync_stops_after_the_batch_in_hand_when_told_to(
 
 
 def test_a_second_resolver_with_a_stale_position_writes_nothing(
-    pipeline: Pipeline, profiles: SqliteProfileStore
+    pipeline: Pipeline, profiles: ProfileStore, make_store: Stores
 ) -> None:
     pipeline.send(STORY)
     with pytest.raises(RetryLater) as caught:
         profiles.commit(Changes(), 6, 3)
     assert caught.value.message == (
-        "profiles.db: the resolver position is 0, expected 3 — another resolver is running on "
-        "this data directory"
+        f"{make_store.where}: the resolver position is 0, expected 3 — another resolver is "
+        f"running on {make_store.scope}"
     )
     assert profiles.position() == 0
 
 
 def test_events_without_identifiers_are_not_placed(
-    pipeline: Pipeline, profiles: SqliteProfileStore
+    pipeline: Pipeline, profiles: ProfileStore
 ) -> None:
     pipeline.send([message("track", 1, anonymousId="null", event="X")])
     assert Resolver(pipeline.store, profiles).sync() == 1
@@ -242,7 +241,7 @@ def test_events_without_identifiers_are_not_placed(
 
 
 def test_a_deleted_profile_is_gone_and_a_running_resolver_does_not_bring_it_back(
-    pipeline: Pipeline, profiles: SqliteProfileStore
+    pipeline: Pipeline, profiles: ProfileStore, make_store: Stores
 ) -> None:
     pipeline.send(STORY)
     resolver = Resolver(pipeline.store, profiles)
@@ -250,11 +249,9 @@ def test_a_deleted_profile_is_gone_and_a_running_resolver_does_not_bring_it_back
     u1 = _profile(profiles, ExternalId("user_id", "u1"))
     account = _profile(profiles, ExternalId("group_id", "g1"))
     members = profiles.members(u1.segment_id)
-    other = SqliteProfileStore(pipeline.root / "profiles.db", fsync=False)  # as the CLI opens it
-    try:
-        assert other.delete(u1.segment_id) == 2
-    finally:
-        other.close()
+    other = make_store()  # as the CLI opens it
+    assert other.delete(u1.segment_id) == 2
+    other.close()
     assert profiles.owner(ExternalId("user_id", "u1")) is None
     assert profiles.owner(ExternalId("anonymous_id", "laptop")) is None
     assert profiles.load(u1.segment_id) is None
@@ -272,7 +269,7 @@ def test_a_deleted_profile_is_gone_and_a_running_resolver_does_not_bring_it_back
 
 
 def test_a_delete_during_a_batch_makes_the_batch_replay(
-    pipeline: Pipeline, profiles: SqliteProfileStore
+    pipeline: Pipeline, profiles: ProfileStore, make_store: Stores
 ) -> None:
     pipeline.send(STORY[:2])
     resolver = Resolver(pipeline.store, profiles)
@@ -281,15 +278,14 @@ def test_a_delete_during_a_batch_makes_the_batch_replay(
     pipeline.send([message("identify", 8, 9, userId="u1", traits={"plan": "pro"})])
     changes = resolver.state.take()  # resolve a batch by hand, then delete before committing
     assert changes.placements == []
-    other = SqliteProfileStore(pipeline.root / "profiles.db", fsync=False)
-    try:
-        other.delete(u1.segment_id)
-    finally:
-        other.close()
+    other = make_store()
+    other.delete(u1.segment_id)
+    other.close()
     with pytest.raises(RetryLater) as caught:
         profiles.commit(Changes(generation=0), 3, 2)
     assert caught.value.message == (
-        "profiles.db: a profile was deleted while this batch was resolved — resolving it again"
+        f"{make_store.where}: a profile was deleted while this batch was resolved — "
+        "resolving it again"
     )
     assert resolver.sync() == 1
     fresh = _profile(profiles, ExternalId("user_id", "u1"))
@@ -298,7 +294,7 @@ def test_a_delete_during_a_batch_makes_the_batch_replay(
 
 
 def test_what_another_resolver_committed_meanwhile_is_looked_up_again(
-    pipeline: Pipeline, profiles: SqliteProfileStore
+    pipeline: Pipeline, profiles: ProfileStore, make_store: Stores
 ) -> None:
     """One resolver runs per data directory; should a second one commit in between, the first
     forgets what it remembered (its cache, and which identifiers exist) instead of making a
@@ -307,11 +303,9 @@ def test_what_another_resolver_committed_meanwhile_is_looked_up_again(
     pipeline.send([message("identify", 1, 0, userId="u1")])
     assert first.sync() == 1
     pipeline.send([message("identify", 2, 1, userId="u2", traits={"email": "e2@x.com"})])
-    other = SqliteProfileStore(pipeline.root / "profiles.db", fsync=False)
-    try:
-        assert Resolver(pipeline.store, other).sync() == 1
-    finally:
-        other.close()
+    other = make_store()
+    assert Resolver(pipeline.store, other).sync() == 1
+    other.close()
     pipeline.send([message("identify", 3, 2, anonymousId="a3", traits={"email": "e2@x.com"})])
     assert first.sync() == 1
     u2 = _profile(profiles, ExternalId("user_id", "u2"))

@@ -1,5 +1,5 @@
-"""Unmerge over a real profiles.db and event store: the split profiles, their identifiers,
-traits and events are exactly what resolving without the merging message gives."""
+"""Unmerge over a real profiles store (each backend) and event store: the split profiles, their
+identifiers, traits and events are exactly what resolving without the merging message gives."""
 
 from __future__ import annotations
 
@@ -20,21 +20,22 @@ from mainstem.identity.identifiers import ExternalId
 from mainstem.identity.resolver import Resolver
 from mainstem.identity.rules import Limit, Rules
 from mainstem.identity.sqlite import SqliteProfileStore
+from mainstem.identity.store import ProfileStore
 
 from ..conftest import ADMIN_TOKEN, WRITE_KEY, InProcess
-from .conftest import Pipeline
+from .conftest import STORES, Pipeline, Stores, open_stores
 from .helpers import message
 
 runner = CliRunner()
 
 
-def snapshot(store: SqliteProfileStore) -> dict[str, dict[str, Any]]:
+def snapshot(store: ProfileStore) -> dict[str, dict[str, Any]]:
     """Live user profiles → identifiers, visible traits, the message ids placed on them."""
-    conn = store._conn()
+    conn = store._conn()  # type: ignore[attr-defined]
     out: dict[str, dict[str, Any]] = {}
-    for (segment_id,) in conn.execute(
+    for (segment_id,) in conn.execute(  # the same table in every store
         "SELECT segment_id FROM profiles WHERE collection = 'users' ORDER BY segment_id"
-    ):
+    ).fetchall():
         profile = store.load(segment_id)
         assert profile is not None
         placed = store.events(store.members(segment_id), limit=1000)
@@ -47,7 +48,7 @@ def snapshot(store: SqliteProfileStore) -> dict[str, dict[str, Any]]:
     return out
 
 
-def owner(store: SqliteProfileStore, ref: str) -> str:
+def owner(store: ProfileStore, ref: str) -> str:
     kind, _, value = ref.partition(":")
     found = store.owner(ExternalId(kind, value))
     assert found is not None, ref
@@ -67,15 +68,24 @@ SHARED_TABLET = [
 ]
 
 
-def build(pipeline: Pipeline, messages: list[dict[str, Any]]) -> SqliteProfileStore:
+def build(
+    pipeline: Pipeline, messages: list[dict[str, Any]], make_store: Stores | None = None
+) -> ProfileStore:
+    """``messages`` resolved into a new store (profiles.db when no ``make_store``)."""
     pipeline.send(messages)
-    store = SqliteProfileStore(pipeline.root / "profiles.db", fsync=False)
+    store: ProfileStore
+    if make_store is None:
+        store = SqliteProfileStore(pipeline.root / "profiles.db", fsync=False)
+    else:
+        store = make_store()
     Resolver(pipeline.store, store).sync()
     return store
 
 
-def test_unmerge_splits_the_profile_and_resolves_later_events_again(pipeline: Pipeline) -> None:
-    store = build(pipeline, SHARED_TABLET)
+def test_unmerge_splits_the_profile_and_resolves_later_events_again(
+    pipeline: Pipeline, make_store: Stores
+) -> None:
+    store = build(pipeline, SHARED_TABLET, make_store)
     try:
         tablet, carol = owner(store, "anonymous_id:phone"), owner(store, "user_id:carol")
         account = owner(store, "group_id:g1")
@@ -111,11 +121,13 @@ def test_unmerge_splits_the_profile_and_resolves_later_events_again(pipeline: Pi
         store.close()
 
 
-def test_a_later_event_that_links_both_halves_merges_them_again(pipeline: Pipeline) -> None:
+def test_a_later_event_that_links_both_halves_merges_them_again(
+    pipeline: Pipeline, make_store: Stores
+) -> None:
     later = message(
         "track", 9, 8, userId="alice", event="Opened", context={"traits": {"email": "t@x.com"}}
     )
-    store = build(pipeline, [*SHARED_TABLET[:6], later])
+    store = build(pipeline, [*SHARED_TABLET[:6], later], make_store)
     try:
         tablet = owner(store, "anonymous_id:tablet")
         alice = store.merges(store.members(tablet))[0].segment_id
@@ -129,8 +141,8 @@ def test_a_later_event_that_links_both_halves_merges_them_again(pipeline: Pipeli
         store.close()
 
 
-def test_resolving_continues_on_the_split_profiles(pipeline: Pipeline) -> None:
-    store = build(pipeline, SHARED_TABLET[:4])
+def test_resolving_continues_on_the_split_profiles(pipeline: Pipeline, make_store: Stores) -> None:
+    store = build(pipeline, SHARED_TABLET[:4], make_store)
     try:
         tablet = owner(store, "anonymous_id:tablet")
         alice = store.merges(store.members(tablet))[0].segment_id
@@ -147,7 +159,7 @@ def test_resolving_continues_on_the_split_profiles(pipeline: Pipeline) -> None:
 
 
 def test_an_identifier_an_unmerge_claims_for_the_first_time_is_found_by_a_running_resolver(
-    pipeline: Pipeline,
+    pipeline: Pipeline, make_store: Stores
 ) -> None:
     """The resolver skips looking up identifiers it believes no profile holds (identity/seen.py).
     An unmerge can give a profile one that every earlier event had dropped: after it, the
@@ -162,7 +174,7 @@ def test_an_identifier_an_unmerge_claims_for_the_first_time_is_found_by_a_runnin
             message("identify", 4, 3, userId="u1", traits={"email": "e2@x.com"}),
         ]
     )
-    store = SqliteProfileStore(pipeline.root / "profiles.db", fsync=False)
+    store = make_store()
     try:
         resolver = Resolver(pipeline.store, store, rules=rules)
         assert resolver.sync() == 4
@@ -178,8 +190,8 @@ def test_an_identifier_an_unmerge_claims_for_the_first_time_is_found_by_a_runnin
         store.close()
 
 
-def test_only_a_merged_away_profile_can_be_unmerged(pipeline: Pipeline) -> None:
-    store = build(pipeline, SHARED_TABLET[:4])
+def test_only_a_merged_away_profile_can_be_unmerged(pipeline: Pipeline, make_store: Stores) -> None:
+    store = build(pipeline, SHARED_TABLET[:4], make_store)
     try:
         tablet = owner(store, "anonymous_id:tablet")
         with pytest.raises(NotFound, match=f"^{tablet} was not merged into another profile"):
@@ -259,13 +271,14 @@ streams = st.lists(
 )
 
 
-def _partition(store: SqliteProfileStore) -> set[tuple[frozenset[str], str, frozenset[str]]]:
+def _partition(store: ProfileStore) -> set[tuple[frozenset[str], str, frozenset[str]]]:
     return {
         (frozenset(p["ids"]), repr(p["traits"]), frozenset(p["events"]))
         for p in snapshot(store).values()
     }
 
 
+@pytest.mark.parametrize("kind", STORES)
 @settings(
     max_examples=40,
     deadline=None,
@@ -273,29 +286,27 @@ def _partition(store: SqliteProfileStore) -> set[tuple[frozenset[str], str, froz
 )
 @given(streams, st.integers(0, 10))
 def test_unmerge_equals_resolving_without_the_merging_message(
-    drawn: list[tuple[dict[str, str], int]], pick: int
+    kind: str, drawn: list[tuple[dict[str, str], int]], pick: int
 ) -> None:
     messages = [_message(n, fields, trait) for n, (fields, trait) in enumerate(drawn, 1)]
     with tempfile.TemporaryDirectory() as tmp:
         merged = Pipeline(Path(tmp) / "merged")
-        store = build(merged, messages)
         try:
-            conn = store._conn()
-            merges = [row[0] for row in conn.execute("SELECT segment_id FROM merges")]
-            assume(merges)
-            undone = sorted(merges)[pick % len(merges)]
-            split = report.unmerge(store, merged.store, undone)
-            got = _partition(store)
+            with open_stores(kind, merged.root) as stores:
+                store = build(merged, messages, stores)
+                merges = [row[0] for row in stores.query(store, "SELECT segment_id FROM {merges}")]
+                assume(merges)
+                undone = sorted(merges)[pick % len(merges)]
+                split = report.unmerge(store, merged.store, undone)
+                got = _partition(store)
         finally:
-            store.close()
             merged.close()
         without = [m for m in messages if m["messageId"] != split.merge.message_id]
         fresh = Pipeline(Path(tmp) / "fresh")
-        expected = build(fresh, without)
         try:
-            assert got == _partition(expected)
+            with open_stores(kind, fresh.root) as stores:
+                assert got == _partition(build(fresh, without, stores))
         finally:
-            expected.close()
             fresh.close()
 
 
@@ -351,9 +362,9 @@ def test_admin_api_unmerges(inproc: InProcess) -> None:
 
 
 def test_unmerge_is_refused_when_the_events_are_gone_from_the_event_store(
-    pipeline: Pipeline,
+    pipeline: Pipeline, make_store: Stores
 ) -> None:
-    store = build(pipeline, SHARED_TABLET[:4])
+    store = build(pipeline, SHARED_TABLET[:4], make_store)
     try:
         tablet = owner(store, "anonymous_id:tablet")
         alice = store.merges(store.members(tablet))[0].segment_id
