@@ -14,6 +14,7 @@ import dataclasses
 import logging
 import socket
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -34,6 +35,7 @@ from mainstem.identity.editor import ProfileEditor
 from mainstem.identity.http import build_profiles_api
 from mainstem.identity.sqlite import FILE_NAME as PROFILES_FILE
 from mainstem.identity.sqlite import SqliteProfileStore
+from mainstem.identity.store import ProfileStore
 from mainstem.intake import Limits, allow_deep_json
 from mainstem.metrics import Metrics
 from mainstem.plans.governance import source_plans
@@ -95,7 +97,9 @@ class App:
         self.reload_interval = reload_interval
         self.eventlog: EventLog | None = None
         self.store: PipelineStore | None = None
-        self.profiles: SqliteProfileStore | None = None
+        self.profiles: ProfileStore | None = None
+        self._writable_profiles: Callable[[], ProfileStore] | None = None
+        """Opens the profiles store for writing (the Profile API's edits)."""
         self.committer: GroupCommitter | None = None
         self.gateway: Gateway | None = None
         self._processor_thread: threading.Thread | None = None
@@ -142,14 +146,9 @@ class App:
         return self._delivery_state
 
     def _profile_editor(self) -> ProfileEditor | None:
-        if self.profiles is None:
+        if self._writable_profiles is None:
             return None
-        return ProfileEditor(
-            self.profiles.path,
-            self._store,
-            lambda: self.workspace.identity,
-            fsync=self.workspace.settings.fsync,
-        )
+        return ProfileEditor(self._writable_profiles, self._store, lambda: self.workspace.identity)
 
     def _store(self) -> PipelineStore:
         if self.store is None:
@@ -172,9 +171,10 @@ class App:
             SqlitePipelineStore(self.data.pipeline).close()
             self.store = SqlitePipelineStore(self.data.pipeline, readonly=True)
             if settings.identity:
-                profiles = self.data.root / PROFILES_FILE
-                SqliteProfileStore(profiles, fsync=settings.fsync).close()
-                self.profiles = SqliteProfileStore(profiles, readonly=True)
+                path, fsync = self.data.root / PROFILES_FILE, settings.fsync
+                self._writable_profiles = lambda: SqliteProfileStore(path, fsync=fsync)
+                self._writable_profiles().close()  # creates and migrates it
+                self.profiles = SqliteProfileStore(path, readonly=True)
         if self.eventlog is not None:
             self.committer = GroupCommitter(
                 self.eventlog, housekeeping=self._trim_log, on_commit=self.metrics.on_commit
@@ -204,6 +204,12 @@ class App:
         settings = self.workspace.settings
         PostgresPipelineStore(url, fsync=settings.fsync).close()  # migrates
         self.store = PostgresPipelineStore(url, readonly=True)
+        if settings.identity:
+            from mainstem.identity.postgres import PostgresProfileStore
+
+            self._writable_profiles = lambda: PostgresProfileStore(url)
+            self._writable_profiles().close()  # migrates
+            self.profiles = PostgresProfileStore(url, readonly=True)
         if settings.role != "worker":
             self.eventlog = PostgresEventLog(
                 url,
@@ -251,16 +257,7 @@ class App:
     def _run_processor_thread(self) -> None:
         processor = self.processor()
         loader = warehouse.start(self.workspace.settings, processor.store, self._processor_stop)
-        settings = self.workspace.settings
-        resolver = identity.start(
-            self.data.root,
-            processor.store,
-            self._processor_stop,
-            enabled=settings.identity and not settings.database_url.reveal(),
-            fsync=settings.fsync,
-            batch_events=settings.identity_batch_events,
-            spec=self.workspace.identity,
-        )
+        resolver = self._start_resolver(processor.store)
         deliveries = delivery.start(
             () if self.workspace.settings.database_url.reveal() else self.workspace.destinations,
             processor.store,
@@ -276,6 +273,31 @@ class App:
             if resolver is not None:
                 resolver.join()
             processor.store.close()
+
+    def _start_resolver(self, store: PipelineStore) -> threading.Thread | None:
+        settings = self.workspace.settings
+        url = settings.database_url.reveal()
+        if not url:
+            return identity.start(
+                self.data.root,
+                store,
+                self._processor_stop,
+                enabled=settings.identity,
+                fsync=settings.fsync,
+                batch_events=settings.identity_batch_events,
+                spec=self.workspace.identity,
+            )
+        if not settings.identity:
+            return None
+        from mainstem.identity.postgres import PostgresProfileStore
+
+        return identity.start_with(
+            PostgresProfileStore(url),
+            store,
+            self._processor_stop,
+            batch_events=settings.identity_batch_events,
+            spec=self.workspace.identity,
+        )
 
     async def _supervise(self) -> None:
         """Restart the processor process if it dies; it resumes from its committed offset."""

@@ -7,12 +7,14 @@ within a partition is kept; each commit is fenced by the lease, so a worker that
 cut off while its partition moved cannot commit the same records twice.
 
 Singleton tasks are divided the same way (:mod:`mainstem.tasks`): each enabled destination's
-courier, and the warehouse loader, run on the one worker holding the task's lease. A courier
+courier, the warehouse loader and the identity resolver run on the one worker holding the task's
+lease. A courier
 tails the event store (whose seqs commit in order, so a cursor never skips an event) and moves
 a cursor fenced by that lease. A dead or paused worker's tasks move with its partitions; the
 batch a courier had in flight is sent again by the new holder — at-least-once, as on one
-machine. The warehouse loader's commits check its position under a lock in the warehouse, so a
-stale loader cannot load a batch twice.
+machine. The warehouse loader's commits check its position under a lock in the warehouse, and the
+resolver's check its position under a row lock in the profiles tables, so a stale one cannot
+apply a batch twice.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from typing import Any
 from mainstem.destinations.courier import Running
 from mainstem.destinations.spec import Destination
 from mainstem.errors import LeaseLost
+from mainstem.identity.spec import IdentitySpec
 from mainstem.intake import Limits
 from mainstem.plans.governance import SourcePlan
 from mainstem.processor import Processor
@@ -53,8 +56,10 @@ class Consumer:
         plans: tuple[SourcePlan, ...] = (),
         destinations: tuple[Destination, ...] = (),
         warehouse: tuple[Dialect, float, int] | None = None,
+        identity: tuple[IdentitySpec, int] | None = None,
     ) -> None:
-        """``warehouse``: the engine, load interval and batch size of the warehouse loader."""
+        """``warehouse``: the engine, load interval and batch size of the warehouse loader;
+        ``identity``: the rules and batch size of the identity resolver (``None``: off)."""
         self.url = url
         self.plans = plans
         destinations = tuple(d for d in destinations if d.enabled)
@@ -73,6 +78,11 @@ class Consumer:
             dialect, interval, batch_events = warehouse
             starts["warehouse"] = partial(
                 _start_loader, dialect, self.store, interval=interval, batch_events=batch_events
+            )
+        if identity is not None:
+            spec, identity_batch = identity
+            starts["identity"] = partial(
+                _start_resolver, url, self.store, spec=spec, batch_events=identity_batch
             )
         self.tasks = Tasks(starts)
 
@@ -151,3 +161,17 @@ def _start_loader(
     thread = start_loader(dialect, store, stop, **options)
     assert thread is not None
     return thread
+
+
+def _start_resolver(
+    url: str,
+    store: PostgresPipelineStore,
+    stop: threading.Event,
+    *,
+    spec: IdentitySpec,
+    batch_events: int,
+) -> Handle:
+    from mainstem.identity.postgres import PostgresProfileStore
+    from mainstem.identity.resolver import start_with
+
+    return start_with(PostgresProfileStore(url), store, stop, spec=spec, batch_events=batch_events)

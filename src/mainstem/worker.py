@@ -170,6 +170,7 @@ def run(args: dict[str, Any]) -> None:
 def _run_consumer(args: dict[str, Any], stop: threading.Event) -> None:
     """PostgreSQL: no file lock — workers share the log partitions through leases."""
     from mainstem.consumer import Consumer
+    from mainstem.identity.spec import IdentitySpec
     from mainstem.intake import Limits
     from mainstem.warehouse.service import dialect_for
 
@@ -186,6 +187,12 @@ def _run_consumer(args: dict[str, Any], stop: threading.Event) -> None:
         warehouse=None
         if dialect is None
         else (dialect, args["warehouse_interval"], args["warehouse_batch_events"]),
+        identity=(
+            args.get("identity_spec") or IdentitySpec(),
+            args.get("identity_batch_events", 10_000),
+        )
+        if args.get("identity", True)
+        else None,
     )
     log.info("worker started (pid %d, lease owner %s)", os.getpid(), consumer.owner)
     consumer.run(stop)

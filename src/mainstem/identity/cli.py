@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NamedTuple
 
 import msgspec
+import psycopg
 import typer
 from rich.text import Text
 from rich.tree import Tree
@@ -20,8 +21,11 @@ from mainstem.identity import report
 from mainstem.identity.identifiers import ExternalId
 from mainstem.identity.spec import IdentitySpec
 from mainstem.identity.sqlite import FILE_NAME, SqliteProfileStore
+from mainstem.identity.store import ProfileStore
 from mainstem.identity.views import metadata
 from mainstem.settings import resolve
+from mainstem.storage import PipelineStore
+from mainstem.storage.postgres.pipeline import PostgresPipelineStore
 from mainstem.storage.sqlite.pipeline import SqlitePipelineStore
 
 profile_app = typer.Typer(
@@ -33,30 +37,57 @@ RefArgument = Annotated[
 ]
 
 
-def _workspace(config_path: str, data_dir: str | None) -> tuple[Path, IdentitySpec]:
-    """The data directory and identity rules: from the workspace file when it loads."""
+class _Place(NamedTuple):
+    """Where the profiles are: the data directory, or PostgreSQL when ``url`` is set."""
+
+    root: Path
+    url: str
+    spec: IdentitySpec
+
+
+def _workspace(config_path: str, data_dir: str | None) -> _Place:
+    """The data directory, database and identity rules: from the workspace file when it loads
+    (else the environment's settings and the default rules)."""
     try:
         workspace = config.load(config_path)
     except MainstemError as exc:
         if data_dir is None and not os.environ.get("MAINSTEM_DATA_DIR"):
             raise _fail(f"{exc} (or pass --data-dir)") from exc
-        return Path(data_dir or resolve(env=os.environ).data_dir), IdentitySpec()
-    return Path(data_dir or workspace.settings.data_dir), workspace.identity
+        settings = resolve(env=os.environ)
+        return _Place(
+            Path(data_dir or settings.data_dir), settings.database_url.reveal(), IdentitySpec()
+        )
+    settings = workspace.settings
+    return _Place(
+        Path(data_dir or settings.data_dir), settings.database_url.reveal(), workspace.identity
+    )
 
 
-def _open(config_path: str, data_dir: str | None, *, writable: bool = False) -> SqliteProfileStore:
-    root, _ = _workspace(config_path, data_dir)
-    return _open_in(root, writable=writable)
+def _open(config_path: str, data_dir: str | None, *, writable: bool = False) -> ProfileStore:
+    return _open_in(_workspace(config_path, data_dir), writable=writable)
 
 
-def _open_in(root: Path, *, writable: bool = False) -> SqliteProfileStore:
-    path = root / FILE_NAME
+def _open_in(place: _Place, *, writable: bool = False) -> ProfileStore:
+    if place.url:
+        from mainstem.identity.postgres import PostgresProfileStore
+
+        try:
+            return PostgresProfileStore(place.url, readonly=not writable)
+        except (psycopg.Error, MainstemError) as exc:
+            raise _fail(f"cannot open the profiles on PostgreSQL: {exc}") from exc
+    path = place.root / FILE_NAME
     if not path.exists():
         raise _fail(
-            f"no profiles in {root} yet — start the server with `mainstem serve` "
+            f"no profiles in {place.root} yet — start the server with `mainstem serve` "
             "(setting identity: true)"
         )
     return SqliteProfileStore(path, readonly=not writable)
+
+
+def _events(place: _Place) -> PipelineStore:
+    if place.url:
+        return PostgresPipelineStore(place.url, readonly=True)
+    return SqlitePipelineStore(place.root / "pipeline.db", readonly=True)
 
 
 def _time(us: int) -> str:
@@ -178,11 +209,13 @@ def unmerge(
     """Split a profile back along a recorded merge: the merging message is kept out of identity
     and the linked profiles' events are resolved again, so every event, identifier and trait
     lands where it would have had the merge never happened. Safe while the server runs."""
-    root, spec = _workspace(config_path, data_dir)
-    store = _open_in(root, writable=True)
-    events = SqlitePipelineStore(root / "pipeline.db", readonly=True)
+    place = _workspace(config_path, data_dir)
+    store = _open_in(place, writable=True)
+    events = _events(place)
     try:
-        split = report.unmerge(store, events, segment_id, rules=spec.rules, custom=spec.custom)
+        split = report.unmerge(
+            store, events, segment_id, rules=place.spec.rules, custom=place.spec.custom
+        )
     except MainstemError as exc:
         raise _fail(exc.message) from exc
     finally:

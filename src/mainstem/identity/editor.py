@@ -1,20 +1,20 @@
-"""Changes to ``profiles.db`` asked for over HTTP (unmerge, identifier deletion).
+"""Changes to the profiles store asked for over HTTP (unmerge, identifier deletion).
 
-The server reads profiles.db read-only; the resolver in the processor is its usual writer. An
-edit opens its own writing connection for the length of the call: SQLite's lock orders it with
-the resolver's commits, and the generation it bumps makes the resolver drop its cache.
+The server reads the profiles store read-only; the resolver in the processor is its usual
+writer. An edit opens its own writing store for the length of the call: the database orders it
+with the resolver's commits (SQLite's write lock; on PostgreSQL the position row lock), and the
+generation it bumps makes the resolver drop its cache.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 
 from mainstem.identity import report
 from mainstem.identity.graph import Profile
 from mainstem.identity.identifiers import ExternalId
 from mainstem.identity.spec import IdentitySpec
-from mainstem.identity.sqlite import SqliteProfileStore
+from mainstem.identity.store import ProfileStore
 from mainstem.identity.unmerge import Split
 from mainstem.storage import PipelineStore
 
@@ -22,19 +22,14 @@ from mainstem.storage import PipelineStore
 class ProfileEditor:
     def __init__(
         self,
-        path: Path,
+        open: Callable[[], ProfileStore],
         events: Callable[[], PipelineStore],
         spec: Callable[[], IdentitySpec],
-        *,
-        fsync: bool = True,
     ) -> None:
-        self.path = path
+        """``open``: a writable profiles store, closed after each edit."""
+        self._open = open
         self.events = events
         self.spec = spec
-        self.fsync = fsync
-
-    def _open(self) -> SqliteProfileStore:
-        return SqliteProfileStore(self.path, fsync=self.fsync)
 
     def unmerge(self, segment_id: str) -> Split:
         """See :func:`.report.unmerge`."""

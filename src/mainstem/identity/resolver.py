@@ -244,13 +244,30 @@ def start(
     from mainstem.identity.sqlite import FILE_NAME, SqliteProfileStore
 
     profiles = SqliteProfileStore(data_dir / FILE_NAME, fsync=fsync)
+    log.info("profiles store: %s", profiles.path)
+    return start_with(
+        profiles, store, stop, interval=interval, batch_events=batch_events, spec=spec
+    )
+
+
+def start_with(
+    profiles: ProfileStore,
+    store: PipelineStore,
+    stop: threading.Event,
+    *,
+    interval: float = 1.0,
+    batch_events: int = 10_000,
+    spec: IdentitySpec | None = None,
+) -> threading.Thread:
+    """Run a :class:`Resolver` over ``profiles`` (any backend) on a daemon thread until ``stop``
+    is set; the thread closes ``profiles`` when it ends. The caller joins the thread."""
     spec = spec or IdentitySpec()
     resolver = Resolver(
         store, profiles, rules=spec.rules, custom=spec.custom, batch_events=batch_events
     )
 
     def run() -> None:
-        log.info("identity resolver started: %s", profiles.path)
+        log.info("identity resolver started (%s)", type(profiles).__name__)
         try:
             resolver.run(stop, interval=interval)
         finally:
