@@ -7,9 +7,15 @@ As on SQLite, one writer (the resolver's writer thread) commits a batch of graph
 with its position in the event store, so a crash replays the batch and never applies it twice.
 Every write transaction starts by locking both counter rows (``FOR UPDATE``): writes from any
 process are serialized like SQLite's ``BEGIN IMMEDIATE``, and a second resolver that started
-from a stale position finds out before it writes anything. Each table's rows are written in one
-statement over arrays (``unnest``), not one statement per row. Reads use one connection per
-thread, so the resolver looks up the next batch while its writer thread commits the last one.
+from a stale position finds out before it writes anything. Reads use one connection per thread,
+so the resolver looks up the next batch while its writer thread commits the last one.
+
+Each table's rows are written in one statement over one JSON array (``jsonb_array_elements``),
+as SQLite's store does with ``json_each``: msgspec encodes a batch's rows in about a millisecond
+where psycopg takes 15–40 ms per table to adapt them as arrays for ``unnest`` — time the writer
+thread holds the GIL the resolver thread needs. (Resolving 100,000 events on two cores shared
+with the server: about 50,000 events/s with JSON, 41,000 with binary arrays, 31,000 with text
+arrays; SQLite's store about 72,000.)
 
 Text columns are ``COLLATE "C"``: rows come back in the byte order SQLite uses, whatever the
 database's collation.
@@ -34,6 +40,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, cast
 
+import msgspec
 import psycopg
 
 from mainstem.errors import RetryLater
@@ -154,6 +161,7 @@ _STREAM = "events"
 _GENERATION = "generation"
 _KEYS_CHUNK = 50_000
 """Identifiers per query when :meth:`PostgresProfileStore.identifier_keys` pages through them."""
+_encode = msgspec.json.Encoder().encode
 _LOST = (psycopg.OperationalError, psycopg.errors.IdleInTransactionSessionTimeout)
 
 
@@ -171,9 +179,16 @@ class _Table:
     clean: tuple[int, ...] = ()
 
     def insert(self) -> str:
+        """The statement inserting the rows of one JSON array of arrays (parameter 1)."""
         names = ", ".join(f'"{name}"' for name, _ in self.columns)
-        arrays = ", ".join(f"%s::{type}[]" for _, type in self.columns)
-        statement = f"INSERT INTO {self.name} ({names}) SELECT * FROM unnest({arrays})"
+        values = ", ".join(
+            f"(r ->> {i})::{type}" if type != "text" else f"r ->> {i}"
+            for i, (_, type) in enumerate(self.columns)
+        )
+        statement = (
+            f"INSERT INTO {self.name} ({names}) "
+            f"SELECT {values} FROM jsonb_array_elements(%s::jsonb) AS r"
+        )
         if not self.key:
             return statement
         conflict = ", ".join(f'"{name}"' for name in self.key)
@@ -650,7 +665,7 @@ def _purge(conn: psycopg.Connection[tuple[object, ...]], members: list[str]) -> 
 
 
 def _write(conn: psycopg.Connection[tuple[object, ...]], rows: Rows) -> None:
-    """Each table's rows in one statement over one array per column."""
+    """Each table's rows in one statement (see the module docstring)."""
     if rows.merges:
         # A profile is merged away once; should a batch ever list it twice, the last merge
         # wins, as with SQLite's INSERT OR REPLACE (one upsert cannot change a row twice).
@@ -680,10 +695,20 @@ def _insert(
 ) -> None:
     if not rows:
         return
-    columns = _columns(rows, len(table.columns))
-    for i in table.clean:
-        columns[i] = _cleaned_list(columns[i])
-    conn.execute(table.insert().encode(), columns)
+    text = _encode(rows)
+    # A NUL is encoded as \u0000 (jsonb refuses it). The test also matches a trait value's
+    # escaped \u0000, which is then cleaned of nothing: a rare second encoding, no harm.
+    if table.clean and b"\\u0000" in text:
+        clean = set(table.clean)
+        text = _encode(
+            [
+                tuple(
+                    _clean(v) if i in clean and isinstance(v, str) else v for i, v in enumerate(row)
+                )
+                for row in rows
+            ]
+        )
+    conn.execute(table.insert().encode(), (text.decode(),))
 
 
 def _columns(rows: Sequence[tuple[Any, ...]], width: int) -> list[list[Any]]:
