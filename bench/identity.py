@@ -19,6 +19,8 @@ answering while it happens.
    interval), ``--runs`` times into a fresh profiles.db, keeping the best (this machine's speed
    drifts by a fifth between minutes); peak RSS of this process while it runs (its page-cache
    and in-memory profile cache are bounded).
+   Then one more resolution into the profiles tables of a fresh PostgreSQL database (the store
+   of scaled-out workers; ``--no-postgres`` skips it), next to the best run into profiles.db.
 4. *Serving*: the Profile API in its own process under uvicorn on 127.0.0.1 over the populated
    profiles.db; ``--readers`` threads ask ``GET …/user_id:…/traits`` of random known people
    and, alternately, a trivial ``GET /ping`` on the same server (the latency baseline), for
@@ -60,12 +62,14 @@ import httpx
 import msgspec
 
 from mainstem.identity.graph import Event, MemoryState, resolve
+from mainstem.identity.postgres import PostgresProfileStore
 from mainstem.identity.resolver import Resolver
 from mainstem.identity.rules import Rules
 from mainstem.identity.sqlite import SqliteProfileStore
 from mainstem.storage import Batch, EventQuery, StoredEvent
 from mainstem.storage.sqlite.pipeline import SqlitePipelineStore
 from mainstem.worker import SWITCH_INTERVAL
+from pg import pg_database, pg_drop  # type: ignore[import-not-found]
 from report import write_section  # type: ignore[import-not-found]
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -338,6 +342,11 @@ def main() -> None:
     )
     parser.add_argument("--no-write", action="store_true", help="do not touch docs/benchmarks.md")
     parser.add_argument(
+        "--no-postgres",
+        action="store_true",
+        help="skip the run into PostgreSQL profiles tables (the store of scaled-out workers)",
+    )
+    parser.add_argument(
         "--reuse", action="store_true", help="reuse (or keep) the filled event store of this size"
     )
     args = parser.parse_args()
@@ -357,6 +366,7 @@ def main() -> None:
 
         sys.setswitchinterval(SWITCH_INTERVAL)  # as in the processor process
         rates: list[float] = []
+        rss = 0.0  # the highest peak of any run
         for run in range(1, args.runs + 1):
             for stale in root.glob("profiles.db*"):  # each run resolves into a fresh store
                 stale.unlink()
@@ -369,18 +379,20 @@ def main() -> None:
             resolved = resolver.sync()
             took = time.perf_counter() - began
             cpu = time.process_time() - cpu_began
-            rss = peak_mib()
+            run_rss = peak_mib()
+            rss = max(rss, run_rss)
             rates.append(resolved / took)
             if rates[-1] == max(rates):
                 cpu_rate = resolved / cpu
             print(
                 f"resolution run {run}: {resolved:,} events in {took:,.0f} s = "
                 f"{rates[-1]:,.0f} events/s ({resolved / cpu:,.0f} per CPU-second); "
-                f"peak RSS {rss:,.0f} MiB (before {before:,.0f})"
+                f"peak RSS {run_rss:,.0f} MiB (before {before:,.0f})"
             )
             if run < args.runs:
                 profiles.close()
         rate = max(rates)
+        pg_rate = None if args.no_postgres else postgres_rate(store)
         counts = profiles.count()
         merges = profiles._conn().execute("SELECT count(*) FROM merges").fetchone()[0]
         kept_out = profiles._conn().execute("SELECT count(*) FROM violations").fetchone()[0]
@@ -444,6 +456,7 @@ def main() -> None:
             merges,
             kept_out,
             rates,
+            pg_rate,
             cpu_rate,
             pure,
             ceiling,
@@ -456,6 +469,24 @@ def main() -> None:
             resolved_live,
             server_rss,
         )
+
+
+def postgres_rate(store: SqlitePipelineStore) -> float:
+    """One resolution of the whole population into the profiles tables of a fresh PostgreSQL
+    database (as a scaled-out worker's resolver writes them), from the same event store."""
+    url, name = pg_database()
+    try:
+        profiles = PostgresProfileStore(url)
+        try:
+            began = time.perf_counter()
+            resolved = Resolver(store, profiles).sync()
+            rate = resolved / (time.perf_counter() - began)
+        finally:
+            profiles.close()
+    finally:
+        pg_drop(name)
+    print(f"resolution into PostgreSQL: {resolved:,} events = {rate:,.0f} events/s")
+    return rate
 
 
 def _user(p: int) -> Any:
@@ -475,6 +506,7 @@ def write_docs(
     merges: int,
     kept_out: int,
     rates: list[float],
+    pg_rate: float | None,
     cpu_rate: float,
     pure: float,
     ceiling: float,
@@ -496,6 +528,7 @@ def write_docs(
         command += f" --people {args.people} --seconds {args.seconds:g} --readers {args.readers}"
         command += " --fsync" if args.fsync else ""
     command += " --reuse" if args.reuse else ""
+    command += " --no-postgres" if args.no_postgres else ""
     profiles = sum(counts.values())
     lines = [
         "## Identity",
@@ -537,7 +570,19 @@ def write_docs(
         f"| {pct(traits, 50):.1f} / {pct(traits, 99):.1f} ms "
         f"| `/ping` {pct(pings, 50):.1f} / {pct(pings, 99):.1f} ms "
         f"| {pct(traits, 99) / max(pct(pings, 99), 1e-9):.2f} (p99) |",
-        f"| peak RSS, resolver process | {rss:,.0f} MiB | | |",
+        *(
+            []
+            if pg_rate is None
+            else [
+                _row(
+                    "identity stage into PostgreSQL, events/s (wall)",
+                    pg_rate,
+                    f"into profiles.db {rate:,.0f}",
+                    rate,
+                )
+            ]
+        ),
+        f"| peak RSS, resolver process (highest of the runs) | {rss:,.0f} MiB | | |",
         f"| peak RSS, Profile API server | {server_rss:,.0f} MiB | | |",
         "",
         f"Serving: {args.readers} reader threads for {window:,.0f} s, "

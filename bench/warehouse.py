@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
-import psycopg
 
 from mainstem.message import Request, normalize
 from mainstem.storage import Batch, StoredEvent
@@ -32,10 +31,10 @@ from mainstem.warehouse.dialects.duckdb import DuckDB
 from mainstem.warehouse.dialects.postgres import Postgres
 from mainstem.warehouse.loader import Loader, now_text
 from mainstem.warehouse.schema import plan
+from pg import pg_database, pg_drop  # type: ignore[import-not-found]
 from report import write_section  # type: ignore[import-not-found]
 
 ROOT = Path(__file__).resolve().parent.parent
-PG = os.environ.get("MAINSTEM_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/test")
 BATCH = 10_000
 RECEIVED = 1_714_557_600_000_000
 
@@ -190,18 +189,6 @@ def raw_rate(dialect: Dialect, source: Dialect, prepared: list[wbatch.Prepared])
         return time.perf_counter() - started
     finally:
         target.close()
-
-
-def pg_database() -> tuple[str, str]:
-    name = f"mainstem_bench_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(PG, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"'.encode())
-    return PG.rsplit("/", 1)[0] + "/" + name, name
-
-
-def pg_drop(name: str) -> None:
-    with psycopg.connect(PG, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'.encode())
 
 
 def main() -> None:
