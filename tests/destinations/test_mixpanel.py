@@ -31,6 +31,12 @@ from tests.destinations.vendors import (
 TOKEN = "mp-project-token"
 _INSERT_ID = re.compile(r"^[A-Za-z0-9-]{1,36}$")
 _PLACEHOLDERS = {"anon", "anonymous", "nil", "none", "null", "n/a", "undefined", ""}
+_OPERATIONS = {
+    "/engage": {"$set", "$set_once", "$add", "$union", "$append", "$remove", "$unset", "$delete"},
+    "/groups": {"$set", "$set_once", "$union", "$remove", "$unset", "$delete"},
+}
+_UPDATE_FIELDS = {"$token", "$distinct_id", "$group_key", "$group_id", "$ip", "$ignore_time"}
+_TRANSACTION_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}$")
 
 
 def mixpanel(call: Call) -> bytes:
@@ -57,8 +63,33 @@ def mixpanel(call: Call) -> bytes:
             key = "$distinct_id" if call.path == "/engage" else "$group_id"
             if not isinstance(update.get(key), str):
                 raise Refusal(200, f"no {key}", b'{"status":0,"error":"missing id"}')
+            problem = _update_problem(call.path, update)
+            if problem is not None:
+                raise Refusal(200, problem, b'{"status":0,"error":"invalid update"}')
         return b'{"status":1,"error":null}'
     raise Refusal(404, f"no route {call.path}")
+
+
+def _update_problem(path: str, update: dict[str, Any]) -> str | None:
+    """Why Mixpanel would reject one profile or group update: each takes exactly one
+    operation, whose value is an object; a ``$transactions`` entry is ``{"$time":
+    "YYYY-MM-DDTHH:MM:SS", "$amount": number}``."""
+    operations = [key for key in update if key not in _UPDATE_FIELDS]
+    if len(operations) != 1 or operations[0] not in _OPERATIONS[path]:
+        return f"one operation per update, got {operations}"
+    value = update[operations[0]]
+    if operations[0] != "$delete" and not isinstance(value, dict):
+        return f"{operations[0]} takes an object"
+    if operations[0] == "$append" and "$transactions" in value:
+        entry = value["$transactions"]
+        if not isinstance(entry, dict) or set(entry) != {"$time", "$amount"}:
+            return "$transactions entry is {$time, $amount}"
+        amount = entry["$amount"]
+        if not isinstance(amount, int | float) or isinstance(amount, bool):
+            return "$transactions $amount is a number"
+        if not isinstance(entry["$time"], str) or not _TRANSACTION_TIME.match(entry["$time"]):
+            return "$transactions $time is YYYY-MM-DDTHH:MM:SS"
+    return None
 
 
 def _valid_event(event: Any) -> bool:
@@ -87,7 +118,8 @@ CONTEXT = {
 
 CASES: list[tuple[str, list[dict[str, Any]], list[tuple[str, Any]]]] = [
     (
-        "track: distinct_id from userId, $device_id, context properties, $insert_id",
+        "track: distinct_id from userId, $device_id, context properties, $insert_id; revenue "
+        "also appended to the profile's $transactions",
         [
             {
                 "type": "track",
@@ -124,7 +156,20 @@ CASES: list[tuple[str, list[dict[str, Any]], list[tuple[str, Any]]]] = [
                         },
                     }
                 ],
-            )
+            ),
+            (
+                "/engage",
+                [
+                    {
+                        "$token": TOKEN,
+                        "$distinct_id": "user-1",
+                        "$append": {
+                            "$transactions": {"$time": "2026-03-04T05:06:07", "$amount": 12.5}
+                        },
+                        "$ip": "203.0.113.9",
+                    }
+                ],
+            ),
         ],
     ),
     (
@@ -268,6 +313,74 @@ def test_mapping_table(
     assert api.refused == []
     assert steps == ["delivered"]
     assert api.received() == expected
+
+
+def test_revenue_of_track_calls_goes_to_transactions_in_message_order(
+    vendor_server: Start, pipeline: Pipeline, tmp_path: Path
+) -> None:
+    api = vendor_server(Vendor(mixpanel))
+    pipeline.send(
+        *stamped(
+            {"type": "track", "event": "Order Refunded", "anonymousId": "anon-7"}
+            | {"properties": {"revenue": -5}},
+            {"type": "identify", "userId": "user-8", "traits": {"plan": "pro"}},
+            {"type": "track", "event": "Order Completed", "userId": "user-8"}
+            | {"properties": {"revenue": "19.99"}, "context": {"active": False}}
+            | {"timestamp": "2026-03-05T23:59:59.999+01:00"},
+            {"type": "track", "event": "Free Order", "userId": "user-8"}
+            | {"properties": {"revenue": 0}},
+            {"type": "track", "event": "No Revenue", "userId": "user-8"}
+            | {"properties": {"revenue": "n/a", "total": 5}},
+            {"type": "page", "userId": "user-8", "properties": {"revenue": 3}},
+        )
+    )
+    steps, state = deliver(pipeline, mixpanel_destination(api.url), tmp_path)
+    state.close()
+    assert (steps, api.refused) == (["delivered"], [])
+    assert [path for path, _ in api.received()] == ["/import", "/engage"]
+    assert len(api.bodies("/import")[0]) == 5
+    assert api.bodies("/engage") == [
+        [
+            {
+                "$token": TOKEN,
+                "$distinct_id": "anon-7",
+                "$append": {"$transactions": {"$time": "2026-03-04T05:06:07", "$amount": -5}},
+            },
+            {"$token": TOKEN, "$distinct_id": "user-8", "$set": {"plan": "pro"}},
+            {
+                "$token": TOKEN,
+                "$distinct_id": "user-8",
+                "$append": {"$transactions": {"$time": "2026-03-05T22:59:59", "$amount": 19.99}},
+                "$ignore_time": True,
+            },
+        ]
+    ]
+
+
+@pytest.mark.parametrize(
+    ("update", "reason"),
+    [
+        (
+            {"$append": {"$transactions": {"$time": "2026-03-04T05:06:07.890Z", "$amount": 1}}},
+            "$transactions $time is YYYY-MM-DDTHH:MM:SS",
+        ),
+        (
+            {"$append": {"$transactions": {"$time": "2026-03-04T05:06:07", "$amount": "1"}}},
+            "$transactions $amount is a number",
+        ),
+        ({"$append": {"$transactions": {"$amount": 1}}}, "$transactions entry is {$time, $amount}"),
+        (
+            {"$set": {"a": 1}, "$append": {"b": 2}},
+            "one operation per update, got ['$set', '$append']",
+        ),
+    ],
+)
+def test_the_fake_engage_api_refuses_malformed_updates(update: dict[str, Any], reason: str) -> None:
+    body = [{"$token": TOKEN, "$distinct_id": "u"} | update]
+    call = Call("/engage", {"verbose": "1"}, {}, body)
+    with pytest.raises(Refusal) as refused:
+        mixpanel(call)
+    assert (refused.value.status, refused.value.reason) == (200, reason)
 
 
 def test_a_long_message_id_becomes_a_hashed_insert_id(

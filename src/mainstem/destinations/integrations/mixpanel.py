@@ -7,6 +7,10 @@ Groups API (pure).
   batch is deduplicated by Mixpanel. Page → ``Loaded a Page``, screen → ``Loaded a Screen``
   (Segment's consolidated page calls). Auth: HTTP Basic with the project token as user, or a
   service account with ``project_id``.
+* track with a non-zero ``properties.revenue`` → also ``POST /engage`` ``$append`` of
+  ``{"$transactions": {"$time", "$amount"}}`` for the user, as Segment's Mixpanel destination
+  does with people enabled (this one always sends profiles), so Mixpanel's Revenue report sees
+  it.
 * identify → ``POST /engage`` ``$set`` with Mixpanel's reserved profile properties
   (``$email``, ``$first_name``, …) and ``$ip``; ``context.active: false`` → ``$ignore_time``.
 * alias → an imported ``$merge`` event of ``previousId`` and ``userId``.
@@ -129,6 +133,36 @@ def event(message: Message) -> dict[str, Any]:
     return {"event": title, "properties": props}
 
 
+def _engage(message: Message, token: str, operation: str, value: object) -> dict[str, Any]:
+    """One Engage update of the message's user: ``$ip`` from ``context.ip`` (else Mixpanel
+    locates the profile at the sender's address), ``$ignore_time`` for ``context.active:
+    false``."""
+    update: dict[str, Any] = {
+        "$token": token,
+        "$distinct_id": distinct_id(message),
+        operation: value,
+    }
+    ip = m.text(m.dig(message, "context.ip"))
+    if ip is not None:
+        update["$ip"] = ip
+    if m.dig(message, "context.active") is False:
+        update["$ignore_time"] = True
+    return update
+
+
+def transaction(message: Message, token: str) -> dict[str, Any] | None:
+    """The Engage ``$append`` of a ``$transactions`` entry for a track call with revenue, as
+    Segment's ``people.track_charge``; ``None`` without a non-zero ``properties.revenue``."""
+    if message.get("type") != "track":
+        return None
+    amount = m.number(m.properties(message).get("revenue"))
+    if not amount:  # Segment sends no charge for revenue 0 (nor for a missing one)
+        return None
+    # Mixpanel's documented $transactions time: "YYYY-MM-DDTHH:MM:SS", UTC, no milliseconds
+    entry = {"$time": m.iso(message)[:19], "$amount": amount}
+    return _engage(message, token, "$append", {"$transactions": entry})
+
+
 def profile(message: Message, token: str) -> dict[str, Any]:
     """One Engage ``$set`` update for an identify call."""
     traits = dict(m.traits(message))
@@ -141,17 +175,7 @@ def profile(message: Message, token: str) -> dict[str, Any]:
         if value is not None:
             updates[name] = value
     updates.update(traits)
-    update: dict[str, Any] = {
-        "$token": token,
-        "$distinct_id": distinct_id(message),
-        "$set": updates,
-    }
-    ip = m.text(m.dig(message, "context.ip"))
-    if ip is not None:
-        update["$ip"] = ip
-    if m.dig(message, "context.active") is False:
-        update["$ignore_time"] = True
-    return update
+    return _engage(message, token, "$set", updates)
 
 
 def group(message: Message, token: str, key: str) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -183,6 +207,9 @@ def requests(messages: Sequence[Message], settings: Settings) -> list[Request]:
             engage.append(member)
         else:
             imported.append(event(message))
+            charge = transaction(message, token)
+            if charge is not None:
+                engage.append(charge)
     result: list[Request] = []
     if imported:
         params: list[tuple[str, str]] = [("strict", "1")]
