@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, parse_qsl, urlsplit
 
 from mainstem.destinations import transports
 from mainstem.destinations.courier import Courier, Timing
@@ -28,11 +28,19 @@ Reply = tuple[int, dict[str, str]]
 
 
 @dataclass(frozen=True)
+class Form:
+    """A form-encoded body (``application/x-www-form-urlencoded``): each field once."""
+
+    fields: dict[str, str]
+
+
+@dataclass(frozen=True)
 class Call:
     path: str
     query: dict[str, str]
     headers: dict[str, str]
     body: Any
+    """Parsed JSON, or a :class:`Form` (only on the vendor's ``forms`` paths)."""
     size: int = 0
     """Bytes in the request body."""
 
@@ -86,11 +94,16 @@ class Vendor:
     times: list[float] = field(default_factory=list)
     """``time.monotonic()`` of every answer that passed the checks."""
     url: str = ""
+    forms: frozenset[str] = frozenset()
+    """Paths that take a form-encoded body; every other path takes JSON (else 415)."""
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def handle(self, call: Call) -> tuple[int, dict[str, str], bytes]:
         with self.lock:
             try:
+                if isinstance(call.body, Form) != (call.path in self.forms):
+                    expected = "a form" if call.path in self.forms else "JSON"
+                    raise Refusal(415, f"{call.path} takes {expected}")
                 body = self.check(call)
             except Refusal as refusal:
                 self.refused.append(refusal.reason)
@@ -131,6 +144,20 @@ def json_body(raw: bytes, headers: dict[str, str]) -> Any:
         raise Refusal(400, "body is not JSON") from exc
 
 
+def form_or_json(raw: bytes, headers: dict[str, str]) -> Any:
+    """A :class:`Form` for ``application/x-www-form-urlencoded``, else :func:`json_body`."""
+    if headers.get("content-type") != "application/x-www-form-urlencoded":
+        return json_body(raw, headers)
+    try:
+        pairs = parse_qsl(raw.decode("ascii"), keep_blank_values=True, strict_parsing=True)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise Refusal(400, "body is not form-encoded") from exc
+    fields = dict(pairs)
+    if len(fields) != len(pairs):
+        raise Refusal(400, "a form field is repeated")
+    return Form(fields)
+
+
 def _handler(vendor: Vendor, parse: Callable[[bytes, dict[str, str]], Any]) -> type:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -165,7 +192,7 @@ def serving() -> Iterator[Start]:
     servers: list[ThreadingHTTPServer] = []
 
     def start(vendor: Vendor) -> Vendor:
-        server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(vendor, json_body))
+        server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(vendor, form_or_json))
         server.daemon_threads = True
         threading.Thread(target=server.serve_forever, daemon=True).start()
         servers.append(server)

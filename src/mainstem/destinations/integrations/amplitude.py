@@ -11,7 +11,12 @@ Every call becomes an event in one ``POST /2/httpapi`` request ``{"api_key", "ev
   order event no revenue, so revenue is never counted twice.
 * page → ``Viewed <name> Page`` (``Loaded a Page`` without a name); screen likewise.
 * identify → ``$identify`` with ``user_properties: {"$set": traits}``.
-* group → ``$identify`` with ``groups: {<group_type>: groupId}``.
+* group → ``$identify`` with ``groups: {<group type>: <group value>}``; with traits, also the
+  Group Identify API: one form-encoded ``POST /groupidentify`` per batch, ``api_key`` and
+  ``identification`` = a JSON array of ``{"group_type", "group_value", "group_properties":
+  {"$set": traits}}``. The group type and value are the traits named by ``group_type_trait``
+  and ``group_value_trait`` when both are set and present (Segment's ``groupTypeTrait`` /
+  ``groupValueTrait``), else the ``group_type`` setting and the groupId.
 
 ``user_id`` = userId and ``device_id`` = anonymousId (else ``context.device.id``), each only when
 at least ``min_id_length`` characters long (Amplitude rejects shorter ids with a 400); an event
@@ -24,6 +29,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import msgspec
+
 from mainstem.destinations.integrations import message as m
 from mainstem.destinations.integrations.integration import (
     Integration,
@@ -32,6 +39,7 @@ from mainstem.destinations.integrations.integration import (
     Request,
     Settings,
     chunks,
+    form,
     reveal,
 )
 
@@ -56,6 +64,8 @@ CONTEXT_FIELDS: tuple[tuple[str, str], ...] = (
     ("context.location.longitude", "location_lng"),
 )
 """Segment context field → Amplitude event field."""
+
+_json = msgspec.json.Encoder().encode
 
 ORDER_COMPLETED = "Order Completed"
 PRODUCT_PURCHASED = "Product Purchased"
@@ -110,6 +120,32 @@ def _revenue(props: Any) -> dict[str, Any]:
     )
 
 
+def group_of(message: Message, settings: Settings) -> tuple[str, str | None]:
+    """The Amplitude group type and value of a group call."""
+    type_trait = m.text(settings.get("group_type_trait"))
+    value_trait = m.text(settings.get("group_value_trait"))
+    if type_trait is not None and value_trait is not None:
+        traits = m.traits(message)
+        group_type = m.text(traits.get(type_trait))
+        group_value = m.text(traits.get(value_trait))
+        if group_type is not None and group_value is not None:
+            return group_type, group_value
+    return str(settings.get("group_type") or "company"), m.text(message.get("groupId"))
+
+
+def identification(message: Message, settings: Settings) -> dict[str, Any] | None:
+    """The Group Identify API entry of a group call with traits and a group value."""
+    traits = dict(m.traits(message))
+    group_type, group_value = group_of(message, settings)
+    if not traits or group_value is None:
+        return None
+    return {
+        "group_type": group_type,
+        "group_value": group_value,
+        "group_properties": {"$set": traits},
+    }
+
+
 def events(message: Message, settings: Settings) -> list[dict[str, Any]]:
     """The Amplitude events of one message (several for an order with products)."""
     kind = message.get("type")
@@ -119,8 +155,8 @@ def events(message: Message, settings: Settings) -> list[dict[str, Any]]:
         return [event]
     if kind == "group":
         event = _base(message, settings, "$identify")
-        group_type = str(settings.get("group_type") or "company")
-        event["groups"] = {group_type: m.text(message.get("groupId"))}
+        group_type, group_value = group_of(message, settings)
+        event["groups"] = {group_type: group_value}
         return [event]
     props = dict(m.properties(message))
     if kind in {"page", "screen"}:
@@ -158,15 +194,28 @@ def events(message: Message, settings: Settings) -> list[dict[str, Any]]:
 
 
 def requests(messages: Sequence[Message], settings: Settings) -> list[Request]:
+    """``/2/httpapi`` first (the users join their groups), then ``/groupidentify``."""
+    api_key = reveal(settings, "api_key")
     batch: list[dict[str, Any]] = []
+    groups: list[dict[str, Any]] = []
     for message in messages:
         batch.extend(events(message, settings))
+        if message.get("type") == "group":
+            entry = identification(message, settings)
+            if entry is not None:
+                groups.append(entry)
     result = []
     for group in chunks(batch, count=MAX_EVENTS, size=MAX_BYTES):
-        body: dict[str, Any] = {"api_key": reveal(settings, "api_key"), "events": group}
+        body: dict[str, Any] = {"api_key": api_key, "events": group}
         if settings.get("min_id_length") is not None:
             body["options"] = {"min_id_length": _min_length(settings)}
         result.append(Request("/2/httpapi", body))
+    # percent-encoding can triple the JSON's size: a third of the limit is always under it
+    for group in chunks(groups, count=MAX_EVENTS, size=MAX_BYTES // 3):
+        identified = _json(group).decode("utf-8")
+        result.append(
+            form("/groupidentify", (("api_key", api_key), ("identification", identified)))
+        )
     return result
 
 
@@ -183,7 +232,21 @@ INTEGRATION = Integration(
             "bool",
             default=False,
         ),
-        Option("group_type", "Amplitude group type of group calls.", default="company"),
+        Option(
+            "group_type",
+            "Amplitude group type of group calls (unless group_type_trait names one).",
+            default="company",
+        ),
+        Option(
+            "group_type_trait",
+            "Group trait whose value is the Amplitude group type (Segment's groupTypeTrait).",
+            needs=("group_value_trait",),
+        ),
+        Option(
+            "group_value_trait",
+            "Group trait whose value is the group value (Segment's groupValueTrait).",
+            needs=("group_type_trait",),
+        ),
     ),
     types=("track", "identify", "page", "screen", "group"),
     batch_size=100,

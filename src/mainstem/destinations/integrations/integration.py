@@ -12,6 +12,7 @@ import base64
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
+from urllib.parse import urlencode
 
 import msgspec
 
@@ -44,7 +45,7 @@ class Request:
 
     path: str
     body: object
-    """JSON-encodable."""
+    """JSON-encodable; a :class:`msgspec.Raw` is sent as its bytes (see :func:`form`)."""
     params: tuple[tuple[str, str], ...] = ()
     headers: tuple[tuple[str, str], ...] = ()
 
@@ -81,6 +82,15 @@ def basic_auth(user: str, password: str = "") -> tuple[str, str]:
     """An ``Authorization: Basic`` header."""
     token = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
     return ("Authorization", f"Basic {token}")
+
+
+FORM = ("Content-Type", "application/x-www-form-urlencoded")
+
+
+def form(path: str, fields: Sequence[tuple[str, str]]) -> Request:
+    """A form-encoded POST (``a=1&b=2``), for the vendor APIs that take no JSON body
+    (Amplitude's Group Identify API)."""
+    return Request(path, msgspec.Raw(urlencode(fields).encode("ascii")), headers=(FORM,))
 
 
 def bearer(token: str) -> tuple[str, str]:
