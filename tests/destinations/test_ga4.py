@@ -32,6 +32,25 @@ SECRET = "ga-api-secret"
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,39}$")
 _RESERVED = {"session_start", "first_visit", "first_open", "user_engagement", "app_remove"}
 _RESERVED_PREFIXES = ("_", "firebase_", "ga_", "google_", "gtag_")
+_USER_PROPERTY = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,23}$")
+_RESERVED_USER_PROPERTIES = {
+    "first_open_after_install",
+    "first_open_time",
+    "first_visit_time",
+    "last_deep_link_referrer",
+    "user_id",
+}
+_RESERVED_USER_PREFIXES = ("firebase_", "ga_", "google_")
+_BODY_FIELDS = {
+    "client_id",
+    "user_id",
+    "timestamp_micros",
+    "user_properties",
+    "user_data",
+    "consent",
+    "non_personalized_ads",
+    "events",
+}
 
 
 def ga4(call: Call) -> bytes:
@@ -43,8 +62,11 @@ def ga4(call: Call) -> bytes:
     if call.query.get("measurement_id") != MEASUREMENT_ID or call.query.get("api_secret") != SECRET:
         raise Refusal(403, "measurement_id / api_secret")
     body = call.body
+    if set(body) - _BODY_FIELDS:
+        raise Refusal(400, f"unknown fields {sorted(set(body) - _BODY_FIELDS)}")
     if not isinstance(body.get("client_id"), str) or not isinstance(body.get("user_id", ""), str):
         raise Refusal(400, "client_id")
+    _check_user_properties(body.get("user_properties", {}))
     events = body.get("events")
     if not isinstance(events, list) or not 1 <= len(events) <= 25:
         raise Refusal(400, "1 to 25 events")
@@ -63,6 +85,23 @@ def ga4(call: Call) -> bytes:
         if not isinstance(event.get("timestamp_micros"), int):
             raise Refusal(400, "timestamp_micros")
     return b""
+
+
+def _check_user_properties(found: Any) -> None:
+    """At most 25, each ``{"<name>": {"value": <string of at most 36 or number>}}``, names of
+    1-24 letters, digits or ``_`` starting with a letter, none GA4 reserves."""
+    if not isinstance(found, dict) or len(found) > 25:
+        raise Refusal(400, "user_properties: an object of at most 25")
+    for key, wrapped in found.items():
+        reserved = key in _RESERVED_USER_PROPERTIES or key.startswith(_RESERVED_USER_PREFIXES)
+        if not _USER_PROPERTY.match(key) or reserved:
+            raise Refusal(400, f"user property {key!r}")
+        if not isinstance(wrapped, dict) or set(wrapped) != {"value"}:
+            raise Refusal(400, f"user property {key!r}: {{value}} expected")
+        value = wrapped["value"]
+        number = isinstance(value, int | float) and not isinstance(value, bool)
+        if not (number or (isinstance(value, str) and len(value) <= 36)):
+            raise Refusal(400, f"user property {key!r}: value")
 
 
 def ga4_destination(url: str, **changes: Any) -> Destination:
@@ -395,3 +434,132 @@ def test_requests_stay_under_the_130_kb_post_body_limit(
     sizes = [call.size for call in api.accepted]
     assert len(sizes) > 1 and max(sizes) <= 130_000
     assert sum(len(body["events"]) for body in api.bodies()) == 25
+
+
+def _track(client: str, traits: dict[str, Any] | None = None, **fields: Any) -> dict[str, Any]:
+    message: dict[str, Any] = {"type": "track", "event": "Clicked", "anonymousId": client}
+    if traits is not None:
+        message["context"] = {"traits": traits}
+    return message | fields
+
+
+def test_context_traits_become_user_properties_without_what_ga4_refuses(
+    vendor_server: Start, pipeline: Pipeline, tmp_path: Path
+) -> None:
+    api = vendor_server(Vendor(ga4))
+    traits = {
+        "plan": "pro",
+        "seats": 12,
+        "ltv": 99.5,
+        "beta": True,
+        "trial": False,
+        "exactly_24_characters_ab": "x" * 36,
+        "exactly_25_characters_abc": "x",
+        "note": "x" * 37,
+        "email": "ada@example.com",
+        "firstName": "Ada",
+        "last_name": "Lovelace",
+        "phone": "+47 555 0100",
+        "contact": "write to ada@example.com",
+        "user_id": "u-1",
+        "google_campaign": "x",
+        "ga_session": 1,
+        "firebase_token": "x",
+        "1st_visit": "x",
+        "_private": "x",
+        "has space": "x",
+        "company": {"name": "Acme"},
+        "tags": ["a"],
+        "gone": None,
+    }
+    pipeline.send(*stamped(_track("c1", traits, userId="user-1")))
+    steps, state = deliver(pipeline, ga4_destination(api.url), tmp_path)
+    state.close()
+    assert (steps, api.refused) == (["delivered"], [])
+    assert api.received() == [
+        (
+            "/mp/collect",
+            {
+                "client_id": "c1",
+                "user_id": "user-1",
+                "user_properties": {
+                    "plan": {"value": "pro"},
+                    "seats": {"value": 12},
+                    "ltv": {"value": 99.5},
+                    "beta": {"value": "true"},
+                    "trial": {"value": "false"},
+                    "exactly_24_characters_ab": {"value": "x" * 36},
+                },
+                "events": [{"name": "clicked", "params": {}, "timestamp_micros": TIME_MS * 1000}],
+            },
+        )
+    ]
+
+
+def test_at_most_25_user_properties_the_first_ones(
+    vendor_server: Start, pipeline: Pipeline, tmp_path: Path
+) -> None:
+    api = vendor_server(Vendor(ga4))
+    traits = {"email": "a@b.co"} | {f"trait_{n:02d}": n for n in range(30)}
+    pipeline.send(*stamped(_track("c1", traits)))
+    steps, state = deliver(pipeline, ga4_destination(api.url), tmp_path)
+    state.close()
+    assert (steps, api.refused) == (["delivered"], [])
+    (body,) = api.bodies()
+    assert body["user_properties"] == {f"trait_{n:02d}": {"value": n} for n in range(25)}
+
+
+def test_a_change_of_user_properties_starts_a_new_request_of_the_client(
+    vendor_server: Start, pipeline: Pipeline, tmp_path: Path
+) -> None:
+    api = vendor_server(Vendor(ga4))
+    pipeline.send(
+        *stamped(
+            _track("c1", {"plan": "free"}),
+            _track("c2", {"plan": "team"}),
+            _track("c1", {"plan": "free", "email": "a@b.co"}),  # the same once email is dropped
+            _track("c1", {"plan": "pro"}),
+            _track("c1"),
+            _track("c1", {"plan": "pro"}),
+        )
+    )
+    steps, state = deliver(pipeline, ga4_destination(api.url), tmp_path)
+    state.close()
+    assert (steps, api.refused) == (["delivered"], [])
+    shape = [
+        (body["client_id"], body.get("user_properties"), len(body["events"]))
+        for body in api.bodies()
+    ]
+    assert shape == [
+        ("c1", {"plan": {"value": "free"}}, 2),
+        ("c1", {"plan": {"value": "pro"}}, 1),
+        ("c1", None, 1),
+        ("c1", {"plan": {"value": "pro"}}, 1),
+        ("c2", {"plan": {"value": "team"}}, 1),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("user_properties", "reason"),
+    [
+        ({"plan": "pro"}, "user property 'plan': {value} expected"),
+        ({"plan": {"value": "x" * 37}}, "user property 'plan': value"),
+        ({"beta": {"value": True}}, "user property 'beta': value"),
+        ({"a_name_of_25_characters_x": {"value": 1}}, "user property 'a_name_of_25_characters_x'"),
+        ({"google_x": {"value": 1}}, "user property 'google_x'"),
+        ({"first_open_time": {"value": 1}}, "user property 'first_open_time'"),
+        ({f"p{n}": {"value": n} for n in range(26)}, "user_properties: an object of at most 25"),
+    ],
+)
+def test_the_fake_endpoint_refuses_malformed_user_properties(
+    user_properties: dict[str, Any], reason: str
+) -> None:
+    body = {
+        "client_id": "c",
+        "user_properties": user_properties,
+        "events": [{"name": "e", "params": {}, "timestamp_micros": 1}],
+    }
+    query = {"measurement_id": MEASUREMENT_ID, "api_secret": SECRET}
+    with pytest.raises(Refusal) as refused:
+        ga4(Call("/mp/collect", query, {}, body))
+    assert (refused.value.status, refused.value.reason) == (400, reason)

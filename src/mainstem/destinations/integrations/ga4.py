@@ -12,10 +12,18 @@ sent under their snake_case name. GA4's limits are applied, not left to silently
 names of events and parameters are cut to 40 characters, string values to 100, at most 25
 parameters per event (``items`` counts as one) and 200 items. GA4 takes no user-only calls:
 identify and alias are not accepted by this destination type.
+
+User traits reach GA4 as the request's ``user_properties`` (``{"<name>": {"value": …}}``),
+from each call's ``context.traits`` — what Segment's GA4 destination maps to its *User
+Properties* field; the Measurement Protocol has no event-less request, so an identify alone
+cannot set them. Consecutive events of one client with the same user properties share a
+request. What GA4 would refuse or Google's policy forbids is dropped, not sent
+(:func:`user_properties`).
 """
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -32,8 +40,9 @@ from mainstem.destinations.integrations.integration import (
 )
 
 MAX_EVENTS = 25
-MAX_BYTES = 130_000 - 2_000
-"""A Measurement Protocol request takes at most 25 events and 130 kB."""
+MAX_BYTES = 130_000 - 10_000
+"""A Measurement Protocol request takes at most 25 events and 130 kB (room for the client
+fields and up to 25 user properties, ~7 kB at most)."""
 MAX_PARAMS = 25
 MAX_NAME = 40
 MAX_VALUE = 100
@@ -162,6 +171,40 @@ RESERVED_EVENTS = frozenset(
 """Event names GA4 reserves for itself (Measurement Protocol reference)."""
 RESERVED_PREFIXES = ("firebase_", "ga_", "google_", "gtag_")
 
+MAX_USER_PROPERTIES = 25
+MAX_USER_PROPERTY_NAME = 24
+MAX_USER_PROPERTY_VALUE = 36
+"""GA4's limits: 25 user properties per request, names of 24 characters, values of 36."""
+RESERVED_USER_PROPERTIES = frozenset(
+    {
+        "first_open_after_install",
+        "first_open_time",
+        "first_visit_time",
+        "last_deep_link_referrer",
+        "user_id",
+    }
+)
+RESERVED_USER_PREFIXES = ("firebase_", "ga_", "google_")
+"""User property names GA4 reserves (Measurement Protocol reference)."""
+PERSONAL_TRAITS = frozenset(
+    {
+        "address",
+        "birthday",
+        "email",
+        "firstName",
+        "first_name",
+        "lastName",
+        "last_name",
+        "name",
+        "phone",
+    }
+)
+"""Segment's reserved traits that identify a person: Google's policy forbids sending personally
+identifiable information to Analytics (it may delete the property's data), so they are not
+sent, nor is a value that holds an email address."""
+_USER_PROPERTY = re.compile(rf"^[A-Za-z][A-Za-z0-9_]{{0,{MAX_USER_PROPERTY_NAME - 1}}}$")
+_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+
 _NOT_NAME = re.compile(r"[^A-Za-z0-9_]+")
 
 
@@ -271,24 +314,60 @@ def event(message: Message) -> dict[str, Any]:
     return {"name": title, "params": cleaned, "timestamp_micros": m.micros(message)}
 
 
+def user_properties(traits: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """GA4 ``user_properties`` of user traits: the first 25 that GA4 takes, as they are.
+
+    Dropped: names that are not 1-24 letters, digits or ``_`` starting with a letter, names GA4
+    reserves (:data:`RESERVED_USER_PROPERTIES`, :data:`RESERVED_USER_PREFIXES`), the personal
+    traits of :data:`PERSONAL_TRAITS`, values that are not strings, numbers or booleans (null,
+    objects, lists), strings over 36 characters or holding an email address. Booleans become
+    ``"true"`` / ``"false"`` (GA4 takes strings and numbers)."""
+    result: dict[str, dict[str, Any]] = {}
+    for key, value in traits.items():
+        if len(result) >= MAX_USER_PROPERTIES:
+            break
+        if (
+            not _USER_PROPERTY.match(key)
+            or key in RESERVED_USER_PROPERTIES
+            or key.startswith(RESERVED_USER_PREFIXES)
+            or key in PERSONAL_TRAITS
+        ):
+            continue
+        if isinstance(value, bool):
+            value = "true" if value else "false"
+        elif isinstance(value, str):
+            if len(value) > MAX_USER_PROPERTY_VALUE or _EMAIL.search(value):
+                continue
+        elif not isinstance(value, int | float):
+            continue
+        result[key] = {"value": value}
+    return result
+
+
 def requests(messages: Sequence[Message], settings: Settings) -> list[Request]:
     query = (
         ("measurement_id", str(settings.get("measurement_id"))),
         ("api_secret", reveal(settings, "api_secret")),
     )
-    by_client: dict[tuple[str, str | None], list[dict[str, Any]]] = {}
+    by_client: dict[tuple[str, str | None], list[tuple[dict[str, Any], dict[str, Any]]]] = {}
     for message in messages:
         cid = client_id(message)
         assert cid is not None, "skip() lets only messages with a client id through"
-        by_client.setdefault((cid, m.user_id(message)), []).append(event(message))
+        user = user_properties(m.mapping(m.dig(message, "context.traits")))
+        by_client.setdefault((cid, m.user_id(message)), []).append((event(message), user))
     result = []
-    for (cid, uid), events in by_client.items():
-        for group in chunks(events, count=MAX_EVENTS, size=MAX_BYTES):
-            body: dict[str, Any] = {"client_id": cid}
-            if uid is not None:
-                body["user_id"] = uid
-            body["events"] = group
-            result.append(Request("/mp/collect", body, query))
+    for (cid, uid), pairs in by_client.items():
+        # user_properties belong to the request: a change of them starts a new one
+        for user, run in itertools.groupby(pairs, key=lambda pair: pair[1]):
+            events = [found for found, _ in run]
+            for group in chunks(events, count=MAX_EVENTS, size=MAX_BYTES):
+                body: dict[str, Any] = {"client_id": cid}
+                if uid is not None:
+                    body["user_id"] = uid
+                if user:
+                    body["user_properties"] = user
+                body["events"] = group
+                result.append(Request("/mp/collect", body, query))
     return result
 
 
