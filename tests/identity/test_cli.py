@@ -96,6 +96,22 @@ def test_no_profiles_yet_is_an_error(tmp_path: Path) -> None:
     assert f"no profiles in {tmp_path} yet" in " ".join(result.output.split())
 
 
+def test_an_unreachable_postgresql_is_a_clear_error(tmp_path: Path) -> None:
+    from tests.conftest import free_port
+
+    url = f"postgresql://postgres@127.0.0.1:{free_port()}/test"  # nothing listens there
+    result = runner.invoke(
+        app,
+        ["profile", "show", "user_id:1", "--data-dir", str(tmp_path)],
+        env={"MAINSTEM_DATABASE_URL": url},
+    )
+    assert result.exit_code == 1
+    output = " ".join(result.output.split())
+    assert "profiles in PostgreSQL: the server is unreachable" in output
+    assert "is PostgreSQL running, and is database_url right?" in output
+    assert "Traceback" not in output
+
+
 def test_delete_asks_then_removes_the_profile(pipeline: Pipeline) -> None:
     root = _build(pipeline)
     args = ["profile", "delete", "user_id:u2", "--data-dir", str(root)]

@@ -73,8 +73,10 @@ def _open_in(place: _Place, *, writable: bool = False) -> ProfileStore:
 
         try:
             return PostgresProfileStore(place.url, readonly=not writable)
-        except (psycopg.Error, MainstemError) as exc:
-            raise _fail(f"cannot open the profiles on PostgreSQL: {exc}") from exc
+        except MainstemError as exc:  # unreachable, or a malformed database_url
+            raise _fail(str(exc)) from exc
+        except psycopg.Error as exc:
+            raise _fail(f"cannot open the profiles in PostgreSQL: {exc}") from exc
     path = place.root / FILE_NAME
     if not path.exists():
         raise _fail(

@@ -746,5 +746,8 @@ def _unreachable(exc: psycopg.Error) -> RetryLater:
     reason = " ".join(str(exc).split()) or type(exc).__name__
     state = exc.sqlstate
     if state is None or state.startswith(("08", "57P")):
-        return RetryLater(f"{_WHERE}: the server is unreachable ({reason}) — retrying")
-    return RetryLater(f"{_WHERE}: {reason} — retrying")
+        return RetryLater(
+            f"{_WHERE}: the server is unreachable ({reason}) — is PostgreSQL running, and is "
+            "database_url right?"
+        )
+    return RetryLater(f"{_WHERE}: {reason}")
