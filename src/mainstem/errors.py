@@ -6,7 +6,8 @@
     ├── RequestError            400  reject the input; retrying the same request cannot help
     │   ├── MalformedBody       400  the body is not the JSON we expect
     │   ├── PayloadTooLarge     400  a request or event is over a size limit (Segment answers 400)
-    │   └── InvalidMessage      400  a single-event request that fails validation
+    │   ├── InvalidMessage      400  a single-event request that fails validation
+    │   └── Unprocessable       422  well-formed JSON that asks for something unsupported or invalid
     ├── Unauthorized            401  unknown or disabled write key, bad admin token
     ├── NotFound                404
     ├── TooManyRequests         429  the event log is behind; retry after ``retry_after`` seconds
@@ -47,6 +48,14 @@ class PayloadTooLarge(RequestError):
 
 class InvalidMessage(RequestError):
     """A message failed validation; ``code`` is Segment's discard code (``event_not_string``)."""
+
+
+class Unprocessable(RequestError):
+    """Well-formed JSON whose content cannot be done (an unsupported regulation type, bad ids):
+    the admin API's 422, as Segment's Public API answers."""
+
+    status = 422
+    code = "unprocessable"
 
 
 class Unauthorized(MainstemError):

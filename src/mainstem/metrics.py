@@ -160,6 +160,11 @@ class _PipelineCollector(Collector):
             "Batches with rejected messages: empty_batch_result (all) or multi_user_error (some).",
             labels=["source", "code"],
         )
+        suppressed = CounterMetricFamily(
+            "mainstem_processor_events_suppressed",
+            "Messages dropped because their userId is suppressed (docs/privacy.md).",
+            labels=["source"],
+        )
         duplicates = CounterMetricFamily(
             "mainstem_processor_events_duplicate", "Messages dropped as duplicate messageIds."
         )
@@ -177,12 +182,15 @@ class _PipelineCollector(Collector):
                 rejected.add_metric([first, second], value)
             elif name == "batches_with_rejections":
                 batches.add_metric([first, second], value)
+            elif name == "events_suppressed":
+                suppressed.add_metric([label], value)
             elif name == "events_duplicate":
                 duplicate_total += value
         duplicates.add_metric([], duplicate_total)
         yield stored
         yield rejected
         yield batches
+        yield suppressed
         yield duplicates
         yield GaugeMetricFamily(
             "mainstem_log_lag", "Requests in the event log not yet processed.", value=lag

@@ -1,7 +1,8 @@
 """The processor stage: reads the event log in order and commits what it produces with its new
 offset in one transaction (DESIGN §2), so a crash replays and never doubles.
 
-Today's stages: unpack + normalize (:mod:`mainstem.intake`), tracking plans
+Today's stages: unpack + normalize (:mod:`mainstem.intake`), user suppression
+(:mod:`mainstem.suppression`: a suppressed userId's messages are dropped, counted), tracking plans
 (:mod:`mainstem.plans.governance`: violations, omissions, blocking, forwarding), messageId dedupe
 (inside the commit), event store, rejections. Later stages (identity, routing) slot in between
 unpack and commit.
@@ -26,6 +27,7 @@ from mainstem.storage import (
     StoredRejection,
     StoredViolation,
 )
+from mainstem.suppression import RELOAD_INTERVAL, SuppressedUsers, is_suppressed
 from mainstem.timestamps import now_us
 
 log = logging.getLogger(__name__)
@@ -41,6 +43,7 @@ class Processor:
         dedupe_window: float,
         batch_records: int = 256,
         plans: tuple[SourcePlan, ...] = (),
+        suppression_interval: float = RELOAD_INTERVAL,
     ) -> None:
         self.eventlog = eventlog
         self.governance = Governance(plans) if plans else None
@@ -48,6 +51,9 @@ class Processor:
         self.limits = limits
         self.dedupe_window = int(dedupe_window * 1_000_000)
         self.batch_records = batch_records
+        self.suppression = SuppressedUsers(
+            store.suppression_version, store.suppressed, interval=suppression_interval
+        )
 
     def run_once(self) -> int:
         """Process the next run of log records; returns how many records (0 when caught up)."""
@@ -57,13 +63,18 @@ class Processor:
         if not records:
             return 0
         batch = Batch(partition=partition, offset=records[-1].seq, dedupe_window=self.dedupe_window)
+        suppressed = self.suppression.current()
         for record in records:
             outcomes = self._unpack(record, partition)
             if record.path_type is None:
                 _count_batch_outcome(batch, record.source_id, outcomes)
             for outcome in outcomes:
                 if isinstance(outcome, Accepted):
-                    if self.governance is None:
+                    # reference §6.4: before dedupe and storage, so no later stage sees it
+                    if suppressed and is_suppressed(outcome.message, suppressed):
+                        key = ("events_suppressed", record.source_id)
+                        batch.counts[key] = batch.counts.get(key, 0) + 1
+                    elif self.governance is None:
                         batch.events.append(
                             (
                                 record.source_id,

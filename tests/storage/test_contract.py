@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import sqlite3
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from mainstem.logrecord import LogRecord
@@ -27,6 +29,7 @@ from mainstem.storage.postgres.eventlog import PostgresEventLog
 from mainstem.storage.postgres.pipeline import PostgresPipelineStore
 from mainstem.storage.sqlite.eventlog import SqliteEventLog
 from mainstem.storage.sqlite.pipeline import SqlitePipelineStore
+from mainstem.suppression import Regulation
 from tests.storage.postgres import fresh_schema
 
 Backend = tuple[Callable[[Path, str], EventLog], Callable[[Path, str], PipelineStore]]
@@ -349,3 +352,50 @@ def test_violations_of_a_duplicate_message_are_not_stored_again(
         ("m2", 2 * HOUR),
         ("m3", 2 * HOUR),
     ]
+
+
+def regulation(regulate_id: str, kind: str, *ids: str, at: int = HOUR) -> Regulation:
+    return Regulation(regulate_id, at, kind, "USER_ID", ids)
+
+
+def test_regulations_add_up_to_the_suppressed_set(backend: tuple[EventLog, PipelineStore]) -> None:
+    _, store = backend
+    assert store.suppressed() == frozenset()
+    start = store.suppression_version()
+    store.regulate(regulation("r1", "SUPPRESS_ONLY", "u1", "u2", "u3"))
+    after_first = store.suppression_version()
+    assert after_first != start
+    assert store.suppressed() == {"u1", "u2", "u3"}
+    store.regulate(regulation("r2", "UNSUPPRESS", "u2", "never-suppressed", at=2 * HOUR))
+    assert store.suppression_version() not in (start, after_first)
+    assert store.suppressed() == {"u1", "u3"}
+    store.regulate(regulation("r3", "SUPPRESS_ONLY", "u1", "u2", at=3 * HOUR))
+    assert store.suppressed() == {"u1", "u2", "u3"}
+
+
+def test_regulations_are_kept_newest_first_and_found_by_id(
+    backend: tuple[EventLog, PipelineStore],
+) -> None:
+    _, store = backend
+    first = regulation("r1", "SUPPRESS_ONLY", "u1", "ü-ñ 2")
+    second = regulation("r2", "UNSUPPRESS", "u1", at=2 * HOUR)
+    third = regulation("r3", "SUPPRESS_ONLY", "u9", at=3 * HOUR)
+    for item in (first, second, third):
+        store.regulate(item)
+    assert store.regulation("r1") == first
+    assert store.regulation("nope") is None
+    page = store.regulations(None, 2)
+    assert [r for _, r in page] == [third, second]
+    assert [r for _, r in store.regulations(page[-1][0], 2)] == [first]
+
+
+def test_a_failed_regulation_changes_nothing(backend: tuple[EventLog, PipelineStore]) -> None:
+    _, store = backend
+    store.regulate(regulation("r1", "SUPPRESS_ONLY", "u1"))
+    version = store.suppression_version()
+    # the same id twice: the backend's integrity error
+    with pytest.raises((sqlite3.IntegrityError, psycopg.errors.UniqueViolation)):
+        store.regulate(regulation("r1", "SUPPRESS_ONLY", "u2"))
+    assert store.suppressed() == {"u1"}
+    assert store.suppression_version() == version
+    assert [r.id for _, r in store.regulations(None, 10)] == ["r1"]

@@ -5,11 +5,13 @@ Two ports, each a tiny Protocol that a backend implements file for file
 
 * :class:`EventLog` — the durable, ordered log of accepted requests, written by the gateway.
 * :class:`PipelineStore` — what the processor produces (event store, rejections, violations,
-  dedupe memory, counters) committed atomically with its position in the log.
+  dedupe memory, counters) committed atomically with its position in the log, and the user
+  suppressions it enforces (:mod:`mainstem.suppression`).
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, LiteralString, Protocol
@@ -17,6 +19,7 @@ from typing import Any, LiteralString, Protocol
 import msgspec
 
 from mainstem.logrecord import LogRecord
+from mainstem.suppression import Regulation
 
 
 class EventLog(Protocol):
@@ -234,6 +237,24 @@ def conditions(
     return clause, [value for _, value in used]
 
 
+REGULATION_COLUMNS: LiteralString = (
+    "seq, id, created_at, regulation_type, subject_type, subject_ids"
+)
+"""The ``regulations`` table's columns (both backends); ``subject_ids`` is a JSON array."""
+
+
+def regulation_of(row: Sequence[object]) -> Regulation:
+    """A regulation from its ``REGULATION_COLUMNS`` after ``seq``."""
+    regulate_id, created_at, kind, subject_type, subject_ids = row
+    return Regulation(
+        str(regulate_id),
+        int(str(created_at)),
+        str(kind),
+        str(subject_type),
+        tuple(json.loads(str(subject_ids))),
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class ViolationRow:
     seq: int
@@ -298,6 +319,31 @@ class PipelineStore(Protocol):
 
     def expire(self, now: int, dedupe_window: int) -> int:
         """Forget messageIds first seen before ``now - dedupe_window``; returns how many."""
+        ...
+
+    def regulate(self, regulation: Regulation) -> None:
+        """Atomically: record ``regulation`` and apply it to the suppressed user ids.
+
+        Called by the admin API and the CLI on a writable store (not by the processor); the
+        processor sees it at its next reload. On failure nothing is stored and the caller
+        reports the error. A regulation id is stored once.
+        """
+        ...
+
+    def regulation(self, regulate_id: str) -> Regulation | None:
+        """The regulation with this id, or None."""
+        ...
+
+    def regulations(self, before: int | None, limit: int) -> list[tuple[int, Regulation]]:
+        """(seq, regulation) pairs, newest first; ``before`` is a seq cursor."""
+        ...
+
+    def suppressed(self) -> frozenset[str]:
+        """The user ids whose messages the processor drops."""
+        ...
+
+    def suppression_version(self) -> int:
+        """A cheap marker that changes whenever :meth:`suppressed` may have changed."""
         ...
 
     def close(self) -> None:

@@ -11,11 +11,13 @@ moved to another worker cannot commit the same records a second time.
 from __future__ import annotations
 
 import dataclasses
+import json
 import weakref
 from typing import Any, LiteralString
 
 from mainstem.errors import LeaseLost
 from mainstem.storage import (
+    REGULATION_COLUMNS,
     Batch,
     CommitResult,
     EventQuery,
@@ -27,8 +29,10 @@ from mainstem.storage import (
     ViolationQuery,
     ViolationRow,
     conditions,
+    regulation_of,
 )
 from mainstem.storage.postgres.connection import Connections, connect, migrate
+from mainstem.suppression import Regulation
 
 MIGRATIONS = (
     (
@@ -189,6 +193,25 @@ MIGRATIONS = (
         ALTER TABLE cursors ADD COLUMN latency DOUBLE PRECISION
     """,
     ),
+    (
+        # user suppression (suppression.py): the regulations as received, and the set they
+        # add up to, which each processor reloads when max(seq) moved
+        "pipeline/0006_suppression",
+        """
+        CREATE TABLE regulations (
+            seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            id TEXT NOT NULL UNIQUE,
+            created_at BIGINT NOT NULL,
+            regulation_type TEXT NOT NULL,
+            subject_type TEXT NOT NULL,
+            subject_ids TEXT NOT NULL
+        );
+        CREATE TABLE suppressed (
+            user_id TEXT PRIMARY KEY,
+            regulation_id TEXT NOT NULL
+        )
+    """,
+    ),
 )
 _VIOLATION_COLUMNS: LiteralString = (
     "source_id, received_at, message_id, message_type, event, event_version, plan, type, "
@@ -219,6 +242,9 @@ _COUNT = (
 # never sees a later seq before an earlier one commits (workers commit concurrently).
 _STORE_LOCK = "SELECT pg_advisory_xact_lock(hashtext('mainstem.events:' || current_schema()))"
 
+_REGULATION_LOCK = (
+    "SELECT pg_advisory_xact_lock(hashtext('mainstem.regulations:' || current_schema()))"
+)
 
 _EVENT_COLUMNS: LiteralString = (
     "source_id, message_id, type, event, user_id, anonymous_id, received_at, body"
@@ -502,6 +528,55 @@ class PostgresPipelineStore:
             total += deleted
             if deleted < chunk:
                 return total
+
+    def regulate(self, regulation: Regulation) -> None:
+        assert not self._readonly, "opened read-only"
+        ids = sorted(regulation.subject_ids)  # sorted: two writers never deadlock on rows
+        with self._conns.transaction() as conn:
+            # one regulation at a time, so seqs commit in order and max(seq), the processors'
+            # change marker, never skips one that commits late
+            conn.execute(_REGULATION_LOCK)
+            conn.execute(
+                "INSERT INTO regulations (id, created_at, regulation_type, subject_type, "
+                "subject_ids) VALUES (%s, %s, %s, %s, %s)",
+                (
+                    regulation.id,
+                    regulation.created_at,
+                    regulation.regulation_type,
+                    regulation.subject_type,
+                    json.dumps(regulation.subject_ids),
+                ),
+            )
+            if regulation.regulation_type == "UNSUPPRESS":
+                conn.execute("DELETE FROM suppressed WHERE user_id = ANY(%s)", (ids,))
+            else:
+                conn.execute(
+                    "INSERT INTO suppressed (user_id, regulation_id) "
+                    "SELECT unnest(%s::text[]), %s "
+                    "ON CONFLICT (user_id) DO UPDATE SET regulation_id = excluded.regulation_id",
+                    (ids, regulation.id),
+                )
+
+    def regulation(self, regulate_id: str) -> Regulation | None:
+        rows = self._conns.fetch(
+            f"SELECT {REGULATION_COLUMNS} FROM regulations WHERE id = %s", (regulate_id,)
+        )
+        return regulation_of(rows[0][1:]) if rows else None
+
+    def regulations(self, before: int | None, limit: int) -> list[tuple[int, Regulation]]:
+        rows = self._conns.fetch(
+            f"SELECT {REGULATION_COLUMNS} FROM regulations WHERE seq < %s "
+            "ORDER BY seq DESC LIMIT %s",
+            (before if before is not None else 2**63 - 1, limit),
+        )
+        return [(int(str(row[0])), regulation_of(row[1:])) for row in rows]
+
+    def suppressed(self) -> frozenset[str]:
+        return frozenset(str(row[0]) for row in self._conns.fetch("SELECT user_id FROM suppressed"))
+
+    def suppression_version(self) -> int:
+        rows = self._conns.fetch("SELECT coalesce(max(seq), 0) FROM regulations")
+        return int(str(rows[0][0]))
 
     def lag(self) -> int:
         """Log records not yet processed, over every log partition."""

@@ -8,10 +8,12 @@ and the same outputs are written once.
 from __future__ import annotations
 
 import dataclasses
+import json
 import sqlite3
 from pathlib import Path
 
 from mainstem.storage import (
+    REGULATION_COLUMNS,
     Batch,
     CommitResult,
     EventQuery,
@@ -23,8 +25,10 @@ from mainstem.storage import (
     ViolationQuery,
     ViolationRow,
     conditions,
+    regulation_of,
 )
 from mainstem.storage.sqlite.connection import Readers, connect, migrate, transaction
+from mainstem.suppression import Regulation
 
 MIGRATIONS = (
     (
@@ -94,6 +98,25 @@ MIGRATIONS = (
         );
         CREATE INDEX violations_received_at ON violations (received_at);
         CREATE INDEX violations_event ON violations (source_id, event, received_at)
+    """,
+    ),
+    (
+        # user suppression (suppression.py): the regulations as received, and the set they
+        # add up to, which the processor reloads when max(seq) moved
+        "0003_suppression",
+        """
+        CREATE TABLE regulations (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            id TEXT NOT NULL UNIQUE,
+            created_at INTEGER NOT NULL,
+            regulation_type TEXT NOT NULL,
+            subject_type TEXT NOT NULL,
+            subject_ids TEXT NOT NULL
+        );
+        CREATE TABLE suppressed (
+            user_id TEXT PRIMARY KEY,
+            regulation_id TEXT NOT NULL
+        ) WITHOUT ROWID
     """,
     ),
 )
@@ -286,6 +309,52 @@ class SqlitePipelineStore:
         with transaction(self._writer) as conn:
             cursor = conn.execute("DELETE FROM dedupe WHERE seen_at < ?", (now - dedupe_window,))
         return cursor.rowcount
+
+    def regulate(self, regulation: Regulation) -> None:
+        assert self._writer is not None, "opened read-only"
+        ids = [(user_id, regulation.id) for user_id in regulation.subject_ids]
+        with transaction(self._writer) as conn:
+            conn.execute(
+                "INSERT INTO regulations (id, created_at, regulation_type, subject_type, "
+                "subject_ids) VALUES (?, ?, ?, ?, ?)",
+                (
+                    regulation.id,
+                    regulation.created_at,
+                    regulation.regulation_type,
+                    regulation.subject_type,
+                    json.dumps(regulation.subject_ids),
+                ),
+            )
+            if regulation.regulation_type == "UNSUPPRESS":
+                conn.executemany("DELETE FROM suppressed WHERE user_id = ?", [(u,) for u, _ in ids])
+            else:
+                conn.executemany(
+                    "INSERT INTO suppressed (user_id, regulation_id) VALUES (?, ?) "
+                    "ON CONFLICT (user_id) DO UPDATE SET regulation_id = excluded.regulation_id",
+                    ids,
+                )
+
+    def regulation(self, regulate_id: str) -> Regulation | None:
+        row = (
+            self._reader()
+            .execute(f"SELECT {REGULATION_COLUMNS} FROM regulations WHERE id = ?", (regulate_id,))
+            .fetchone()
+        )
+        return regulation_of(row[1:]) if row else None
+
+    def regulations(self, before: int | None, limit: int) -> list[tuple[int, Regulation]]:
+        rows = self._reader().execute(
+            f"SELECT {REGULATION_COLUMNS} FROM regulations WHERE seq < ? ORDER BY seq DESC LIMIT ?",
+            (before if before is not None else 2**63 - 1, limit),
+        )
+        return [(int(row[0]), regulation_of(row[1:])) for row in rows]
+
+    def suppressed(self) -> frozenset[str]:
+        return frozenset(row[0] for row in self._reader().execute("SELECT user_id FROM suppressed"))
+
+    def suppression_version(self) -> int:
+        row = self._reader().execute("SELECT coalesce(max(seq), 0) FROM regulations").fetchone()
+        return int(row[0])
 
     def close(self) -> None:
         if self._closed:
