@@ -10,11 +10,11 @@ from collections.abc import Callable, Sequence
 from typing import Annotated, Any
 
 import msgspec
-from fastapi import FastAPI, Query, Request
+from fastapi import Body, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
-from mainstem import __version__, listing, timestamps, ui
+from mainstem import __version__, listing, suppression, timestamps, ui
 from mainstem.config import Source
 from mainstem.destinations import service as destination_service
 from mainstem.destinations.spec import Destination
@@ -72,7 +72,10 @@ def build_api(
     sources: Callable[[], Sequence[Source]] | None = None,
     profiles: Callable[[], ProfileEditor | None] | None = None,
     warehouse: Callable[[], Dialect | None] | None = None,
+    regulator: Callable[[], PipelineStore] | None = None,
 ) -> FastAPI:
+    """The admin API over the app's read-only event store (``store``); ``regulator`` opens a
+    short-lived writable one for ``POST /api/v1/regulations``."""
     app = FastAPI(
         title="Mainstem admin API",
         version=__version__,
@@ -260,12 +263,68 @@ def build_api(
                 "tracking_plan": source.tracking_plan.name if source.tracking_plan else None,
                 **{
                     counter: totals.get((counter, source.id), 0)
-                    for counter in ("events_stored", "events_rejected", "events_blocked")
+                    for counter in (
+                        "events_stored",
+                        "events_rejected",
+                        "events_blocked",
+                        "events_suppressed",
+                    )
                 },
             }
             for source in (sources() if sources is not None else ())
         ]
         return Response(_encode({"data": data}), media_type="application/json")
+
+    @app.post(
+        "/api/v1/regulations",
+        summary="Suppress or unsuppress user ids (Segment's Regulations API, suppression only)",
+    )
+    def create_regulation(request: Request, body: Annotated[Any, Body()]) -> Response:
+        authorize(request)
+        regulation = suppression.parse(body, now=timestamps.now_us())
+        if regulator is None:
+            raise RuntimeError("storage is not open")
+        writable = regulator()
+        try:
+            writable.regulate(regulation)
+        finally:
+            writable.close()
+        return _json({"data": {"regulateId": regulation.id}})
+
+    @app.get("/api/v1/regulations", summary="Regulations, newest first")
+    def list_regulations(
+        request: Request, limit: Limit = 100, cursor: str | None = None
+    ) -> Response:
+        authorize(request)
+        rows = store().regulations(parse_cursor(cursor, "cursor"), limit)
+        more = len(rows) == limit
+        return _json(
+            {
+                "data": {
+                    "regulations": [suppression.regulation_json(r) for _, r in rows],
+                    "pagination": {"next_cursor": str(rows[-1][0]) if more else None},
+                }
+            }
+        )
+
+    @app.get("/api/v1/regulations/{regulate_id}", summary="One regulation and its status")
+    def get_regulation(request: Request, regulate_id: str) -> Response:
+        authorize(request)
+        regulation = store().regulation(regulate_id)
+        if regulation is None:
+            raise NotFound(
+                f"no regulation {regulate_id!r} — GET /api/v1/regulations lists them",
+                code="regulation_not_found",
+            )
+        return _json({"data": {"regulation": suppression.regulation_json(regulation)}})
+
+    @app.get("/api/v1/suppressions", summary="The suppressed user ids, in sorted order")
+    def list_suppressions(
+        request: Request, limit: Limit = 1000, cursor: str | None = None
+    ) -> Response:
+        authorize(request)
+        page = suppression.suppressed_page(store().suppressed(), cursor or None, limit)
+        return _json({"data": page})
 
     @app.get("/ui", summary="The web UI", tags=["ui"], response_class=HTMLResponse)
     def get_ui() -> Response:
@@ -297,6 +356,10 @@ def build_api(
         return Response(metrics(), media_type="text/plain; version=0.0.4; charset=utf-8")
 
     return app
+
+
+def _json(body: dict[str, Any]) -> Response:
+    return Response(_encode(body), media_type="application/json")
 
 
 def _page(

@@ -100,6 +100,8 @@ class App:
         self.profiles: ProfileStore | None = None
         self._writable_profiles: Callable[[], ProfileStore] | None = None
         """Opens the profiles store for writing (the Profile API's edits)."""
+        self._writable_pipeline: Callable[[], PipelineStore] | None = None
+        """Opens the event store for writing (regulations: the processor owns the rest)."""
         self.committer: GroupCommitter | None = None
         self.gateway: Gateway | None = None
         self._processor_thread: threading.Thread | None = None
@@ -119,6 +121,7 @@ class App:
             sources=lambda: self.workspace.sources,
             profiles=self._profile_editor,
             warehouse=lambda: warehouse.configured(self.workspace.settings),
+            regulator=self._regulator,
         )
         self.functions = SourceFunctions(lambda: self.workspace, lambda: self.gateway)
         self.profiles_api = build_profiles_api(
@@ -150,6 +153,11 @@ class App:
             return None
         return ProfileEditor(self._writable_profiles, self._store, lambda: self.workspace.identity)
 
+    def _regulator(self) -> PipelineStore:
+        if self._writable_pipeline is None:
+            raise RuntimeError("storage is not open")
+        return self._writable_pipeline()
+
     def _store(self) -> PipelineStore:
         if self.store is None:
             raise RuntimeError("storage is not open")
@@ -170,6 +178,9 @@ class App:
             # Opening it writable once creates and migrates it; the gateway process only reads it.
             SqlitePipelineStore(self.data.pipeline).close()
             self.store = SqlitePipelineStore(self.data.pipeline, readonly=True)
+            # Unlike the rest of pipeline.db a regulation is not derived from the log: fsync it.
+            pipeline = self.data.pipeline
+            self._writable_pipeline = lambda: SqlitePipelineStore(pipeline, fsync=True)
             if settings.identity:
                 path, fsync = self.data.root / PROFILES_FILE, settings.fsync
                 self._writable_profiles = lambda: SqliteProfileStore(path, fsync=fsync)
@@ -204,6 +215,7 @@ class App:
         settings = self.workspace.settings
         PostgresPipelineStore(url, fsync=settings.fsync).close()  # migrates
         self.store = PostgresPipelineStore(url, readonly=True)
+        self._writable_pipeline = lambda: PostgresPipelineStore(url)
         if settings.identity:
             from mainstem.identity.postgres import PostgresProfileStore
 

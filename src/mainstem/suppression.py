@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from mainstem import timestamps
 from mainstem.errors import Unprocessable
 
 SUPPORTED = ("SUPPRESS_ONLY", "UNSUPPRESS")
@@ -158,3 +159,36 @@ class SuppressedUsers:
 def _show(value: Any) -> str:
     text = repr(value) if not isinstance(value, str) else f'"{value}"'
     return text if len(text) <= 60 else text[:57] + "..."
+
+
+WORKSPACE_ID = "default"
+"""Mainstem serves one workspace; Segment's answers name theirs."""
+
+
+def regulation_json(regulation: Regulation) -> dict[str, Any]:
+    """Segment's ``GET /regulations/{regulateId}`` shape. A regulation is applied when stored,
+    so it is ``FINISHED`` at once; no destination takes part, so ``streamStatus`` is empty."""
+    created = timestamps.format_us(regulation.created_at)
+    return {
+        "id": regulation.id,
+        "workspaceId": WORKSPACE_ID,
+        "overallStatus": "FINISHED",
+        "createdAt": created,
+        "finishedAt": created,
+        "regulationType": regulation.regulation_type,
+        "subjectType": regulation.subject_type,
+        "subjectIds": list(regulation.subject_ids),
+        "streamStatus": [],
+    }
+
+
+def suppressed_page(ids: frozenset[str], after: str | None, limit: int) -> dict[str, Any]:
+    """One page of the suppressed user ids in sorted order, after the cursor ``after`` (the
+    last id of the previous page)."""
+    ordered = sorted(ids if after is None else (i for i in ids if i > after))
+    page = ordered[:limit]
+    more = len(ordered) > limit
+    return {
+        "suppressed": [{"subjectType": SUBJECT_TYPE, "subjectIds": page}] if page else [],
+        "pagination": {"next_cursor": page[-1] if more else None},
+    }
