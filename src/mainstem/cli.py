@@ -418,3 +418,13 @@ from mainstem.destinations.cli import (  # noqa: E402
 app.command("destinations")(destinations_command)
 app.command("deliveries")(deliveries_command)
 app.command("replay")(replay_command)
+
+from mainstem.suppression_cli import (  # noqa: E402
+    suppress_command,
+    suppressions_command,
+    unsuppress_command,
+)
+
+app.command("suppress")(suppress_command)
+app.command("unsuppress")(unsuppress_command)
+app.command("suppressions")(suppressions_command)
