@@ -17,7 +17,7 @@ from rich.table import Table
 
 from mainstem import __version__, config, listing, timestamps
 from mainstem.api import parse_since
-from mainstem.console import ConfigOption, DataDirOption
+from mainstem.console import ConfigOption, DatabaseOption, DataDirOption
 from mainstem.console import err as _err
 from mainstem.console import fail as _fail
 from mainstem.console import out as _out
@@ -314,15 +314,7 @@ app.command("serve")(serve_command)
 @app.command()
 def status(
     config_path: ConfigOption = DEFAULT_CONFIG,
-    database_url: Annotated[
-        str | None,
-        typer.Option(
-            "--database-url",
-            "--database",
-            envvar="MAINSTEM_DATABASE_URL",
-            help="PostgreSQL URL (default: the workspace's database_url setting).",
-        ),
-    ] = None,
+    database_url: DatabaseOption = None,
 ) -> None:
     """Show a PostgreSQL deployment: log partitions, leases, lag, destination queues, workers,
     retention, sizes."""

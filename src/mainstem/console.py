@@ -15,6 +15,15 @@ DataDirOption = Annotated[
     str | None,
     typer.Option("--data-dir", help="Data directory (default: the workspace's data_dir setting)."),
 ]
+DatabaseOption = Annotated[
+    str | None,
+    typer.Option(
+        "--database-url",
+        "--database",
+        envvar="MAINSTEM_DATABASE_URL",
+        help="PostgreSQL URL (default: the workspace's database_url setting).",
+    ),
+]
 out = Console()
 err = Console(stderr=True)
 

@@ -13,7 +13,7 @@ import psycopg
 import typer
 
 from mainstem import config, suppression, timestamps
-from mainstem.console import ConfigOption, DataDirOption
+from mainstem.console import ConfigOption, DatabaseOption, DataDirOption
 from mainstem.console import fail as _fail
 from mainstem.errors import MainstemError
 from mainstem.settings import resolve
@@ -23,15 +23,6 @@ from mainstem.storage.sqlite.pipeline import SqlitePipelineStore
 
 UserIds = Annotated[
     list[str], typer.Argument(metavar="USER_ID...", help="userIds, as the messages carry them.")
-]
-DatabaseOption = Annotated[
-    str | None,
-    typer.Option(
-        "--database-url",
-        "--database",
-        envvar="MAINSTEM_DATABASE_URL",
-        help="PostgreSQL URL (default: the workspace's database_url setting).",
-    ),
 ]
 
 
