@@ -61,6 +61,7 @@ def test_parse_keeps_ids_in_order_without_repeats() -> None:
         ),
         (body(ids=["u1", ""]), 'subjectIds[1] must be a non-empty string (a userId), got ""'),
         (body(ids=["u1", 7]), "subjectIds[1] must be a non-empty string (a userId), got 7"),
+        (body(ids=["u\x001"]), "subjectIds[0] holds a U+0000 character — remove it"),
         (
             body(ids=[f"u{n}" for n in range(5001)]),
             "subjectIds has 5001 ids; at most 5,000 per regulation — split them over several "

@@ -108,6 +108,8 @@ def subject_ids(value: Any) -> tuple[str, ...]:
             raise Unprocessable(
                 f"subjectIds[{index}] must be a non-empty string (a userId), got {_show(item)}"
             )
+        if "\x00" in item:  # PostgreSQL's text cannot hold it: refused on every backend
+            raise Unprocessable(f"subjectIds[{index}] holds a U+0000 character — remove it")
     return tuple(dict.fromkeys(value))
 
 
