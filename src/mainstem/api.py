@@ -186,7 +186,7 @@ def build_api(
         body = violations_report.report(
             store(), query, violations_report.bucket_us(bucket), samples
         )
-        return Response(_encode(body), media_type="application/json")
+        return _json(body)
 
     def _delivery() -> tuple[Sequence[Destination], DeliveryState | None]:
         return delivery() if delivery is not None else ((), None)
@@ -196,7 +196,7 @@ def build_api(
         authorize(request)
         destinations, state = _delivery()
         rows = destination_service.overview(destinations, state, store())
-        return Response(_encode({"data": rows}), media_type="application/json")
+        return _json({"data": rows})
 
     @app.get(
         "/api/v1/destinations/{destination_id}/deliveries",
@@ -210,7 +210,7 @@ def build_api(
         destination_service.find(destinations, destination_id)
         attempts = state.attempts(destination_id, failed=failed, limit=limit) if state else []
         data = [destination_service.attempt_json(attempt) for attempt in attempts]
-        return Response(_encode({"data": data}), media_type="application/json")
+        return _json({"data": data})
 
     @app.get(
         "/api/v1/destinations/{destination_id}/explain",
@@ -223,7 +223,7 @@ def build_api(
         destinations, _ = _delivery()
         destination = destination_service.find(destinations, destination_id)
         data = destination_service.explain(destination, store(), message_id)
-        return Response(_encode({"data": data}), media_type="application/json")
+        return _json({"data": data})
 
     def _warehouse() -> Dialect:
         dialect = warehouse() if warehouse is not None else None
@@ -239,13 +239,13 @@ def build_api(
     def list_loads(request: Request, limit: Limit = 20) -> Response:
         authorize(request)
         data = warehouse_service.loads_json(_warehouse(), limit)
-        return Response(_encode({"data": data}), media_type="application/json")
+        return _json({"data": data})
 
     @app.get("/api/v1/warehouse/schema", summary="The warehouse's tables and schema changes")
     def warehouse_schema(request: Request, changes: Limit = 20) -> Response:
         authorize(request)
         body = warehouse_service.schema_json(_warehouse(), changes)
-        return Response(_encode(body), media_type="application/json")
+        return _json(body)
 
     @app.get("/api/v1/sources", summary="Sources with their write keys and event totals")
     def list_sources(request: Request) -> Response:
@@ -273,7 +273,7 @@ def build_api(
             }
             for source in (sources() if sources is not None else ())
         ]
-        return Response(_encode({"data": data}), media_type="application/json")
+        return _json({"data": data})
 
     @app.post(
         "/api/v1/regulations",
@@ -344,7 +344,7 @@ def build_api(
         if editor is None:
             raise NotFound("identity resolution is off — set `identity: true` in settings")
         done = editor.unmerge(segment_id)
-        return Response(_encode({"data": profile_views.split(done)}), media_type="application/json")
+        return _json({"data": profile_views.split(done)})
 
     @app.get("/health", summary="Ready when storage is open", tags=["operations"])
     def get_health() -> JSONResponse:
@@ -371,4 +371,4 @@ def _page(
     else:
         more = last_seq is not None and len(data) == limit
         body = {"data": data, "next_cursor": str(last_seq) if more else None}
-    return Response(_encode(body), media_type="application/json")
+    return _json(body)

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -12,11 +11,10 @@ import msgspec
 import psycopg
 import typer
 
-from mainstem import config, suppression, timestamps
-from mainstem.console import ConfigOption, DatabaseOption, DataDirOption
+from mainstem import suppression, timestamps
+from mainstem.console import ConfigOption, DatabaseOption, DataDirOption, workspace_settings
 from mainstem.console import fail as _fail
 from mainstem.errors import MainstemError
-from mainstem.settings import resolve
 from mainstem.storage import PipelineStore
 from mainstem.storage.postgres.pipeline import PostgresPipelineStore
 from mainstem.storage.sqlite.pipeline import SqlitePipelineStore
@@ -31,12 +29,9 @@ def _open(
 ) -> PipelineStore:
     """The event store of the workspace: PostgreSQL when a URL is set, else ``pipeline.db`` in
     the data directory."""
-    try:
-        settings = config.load(config_path).settings
-    except MainstemError as exc:
-        if data_dir is None and not database_url and not os.environ.get("MAINSTEM_DATA_DIR"):
-            raise _fail(f"{exc} (or pass --data-dir or --database-url)") from exc
-        settings = resolve(env=os.environ)
+    settings, _ = workspace_settings(
+        config_path, data_dir, elsewhere=bool(database_url), hint="--data-dir or --database-url"
+    )
     url = database_url or settings.database_url.reveal()
     if url:
         try:
@@ -45,7 +40,7 @@ def _open(
             raise _fail(str(exc)) from exc
         except psycopg.Error as exc:
             raise _fail(f"cannot open the event store in PostgreSQL: {exc}") from exc
-    root = Path(data_dir or settings.data_dir)
+    root = Path(settings.data_dir)
     if not root.is_dir():
         raise _fail(f"no data directory {root} — pass --data-dir, or start `mainstem serve` once")
     path = root / "pipeline.db"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Annotated, Any, NamedTuple
 
@@ -12,8 +11,8 @@ import typer
 from rich.text import Text
 from rich.tree import Tree
 
-from mainstem import config, timestamps
-from mainstem.console import ConfigOption, DataDirOption
+from mainstem import timestamps
+from mainstem.console import ConfigOption, DataDirOption, workspace_settings
 from mainstem.console import fail as _fail
 from mainstem.console import out as _out
 from mainstem.errors import MainstemError
@@ -23,7 +22,6 @@ from mainstem.identity.spec import IdentitySpec
 from mainstem.identity.sqlite import FILE_NAME, SqliteProfileStore
 from mainstem.identity.store import ProfileStore
 from mainstem.identity.views import metadata
-from mainstem.settings import resolve
 from mainstem.storage import PipelineStore
 from mainstem.storage.postgres.pipeline import PostgresPipelineStore
 from mainstem.storage.sqlite.pipeline import SqlitePipelineStore
@@ -48,18 +46,11 @@ class _Place(NamedTuple):
 def _workspace(config_path: str, data_dir: str | None) -> _Place:
     """The data directory, database and identity rules: from the workspace file when it loads
     (else the environment's settings and the default rules)."""
-    try:
-        workspace = config.load(config_path)
-    except MainstemError as exc:
-        if data_dir is None and not os.environ.get("MAINSTEM_DATA_DIR"):
-            raise _fail(f"{exc} (or pass --data-dir)") from exc
-        settings = resolve(env=os.environ)
-        return _Place(
-            Path(data_dir or settings.data_dir), settings.database_url.reveal(), IdentitySpec()
-        )
-    settings = workspace.settings
+    settings, workspace = workspace_settings(config_path, data_dir)
     return _Place(
-        Path(data_dir or settings.data_dir), settings.database_url.reveal(), workspace.identity
+        Path(settings.data_dir),
+        settings.database_url.reveal(),
+        workspace.identity if workspace is not None else IdentitySpec(),
     )
 
 

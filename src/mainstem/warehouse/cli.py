@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import csv
-import dataclasses
-import os
 import sys
 from datetime import date, datetime
 from pathlib import Path
@@ -15,14 +13,13 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from mainstem import config
 from mainstem.api import parse_since
-from mainstem.console import ConfigOption, DataDirOption
+from mainstem.console import ConfigOption, DataDirOption, workspace_settings
 from mainstem.console import err as _err
 from mainstem.console import fail as _fail
 from mainstem.console import out as _out
 from mainstem.errors import MainstemError
-from mainstem.settings import Settings, resolve
+from mainstem.settings import Settings
 from mainstem.storage.sqlite.pipeline import SqlitePipelineStore
 from mainstem.warehouse import service
 from mainstem.warehouse.dialects import Dialect
@@ -34,15 +31,7 @@ warehouse_app = typer.Typer(
 
 
 def _settings(config_path: str, data_dir: str | None) -> Settings:
-    try:
-        settings = config.load(config_path).settings
-    except MainstemError as exc:
-        if data_dir is None and not os.environ.get("MAINSTEM_DATA_DIR"):
-            raise _fail(f"{exc} (or pass --data-dir)") from exc
-        settings = resolve(env=os.environ)
-    if data_dir is not None:
-        settings = dataclasses.replace(settings, data_dir=data_dir)
-    return settings
+    return workspace_settings(config_path, data_dir)[0]
 
 
 def _dialect(settings: Settings) -> Dialect:
