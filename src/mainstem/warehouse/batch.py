@@ -238,7 +238,7 @@ def _typed(
     gathered = gather([row.values for row in kept], names)
     discards = result.discards
     for r, column, value in gathered.overflow:
-        _discard(discards, schema, name, kept[r].values, column, "too_many_columns", value)
+        discard(discards, schema, name, kept[r].values, column, "too_many_columns", value)
     for row in kept:
         for lost in row.lost:
             _lost(discards, schema, name, row.values, lost)
@@ -247,7 +247,7 @@ def _typed(
         type_ = types[column]
         cells, misfits = typed(values, type_, stamps, allow_nul)
         for r in misfits:
-            _discard(discards, schema, name, kept[r].values, column, f"not_{type_}", values[r])
+            discard(discards, schema, name, kept[r].values, column, f"not_{type_}", values[r])
         data.append(cells)
     stamped = (loaded_at,) * len(kept)
     return TableLoad(
@@ -259,7 +259,7 @@ def _typed(
     )
 
 
-def _discard(
+def discard(
     discards: list[Discard],
     schema: str,
     table: str,
@@ -286,7 +286,7 @@ def _discard(
 def _lost(
     discards: list[Discard], schema: str, table: str, values: Mapping[str, Any], lost: Lost
 ) -> None:
-    _discard(discards, schema, table, values, lost.column, lost.reason, lost.value, lost.path)
+    discard(discards, schema, table, values, lost.column, lost.reason, lost.value, lost.path)
 
 
 def _patches(
@@ -315,13 +315,11 @@ def _patches(
         for name, value in values.items():
             if name not in types:
                 if value is not None:
-                    _discard(
-                        result.discards, schema, table, values, name, "too_many_columns", value
-                    )
+                    discard(result.discards, schema, table, values, name, "too_many_columns", value)
                 continue
             cell = fit(value, types[name], allow_nul)
             if cell is MISFIT:
-                _discard(result.discards, schema, table, values, name, f"not_{types[name]}", value)
+                discard(result.discards, schema, table, values, name, f"not_{types[name]}", value)
                 continue
             target[name] = cell
         for lost in row.lost:

@@ -31,7 +31,7 @@ of 4,096 keys): hostile input can invent names forever, and a name not kept is j
 """
 
 
-def _join(prefix: str, key: str) -> str:
+def join(prefix: str, key: str) -> str:
     part = snakecase(key)
     name = f"{prefix}_{part}" if prefix and part else prefix or part
     names = _names.get(prefix)
@@ -56,7 +56,7 @@ def flatten(
     """
     names = _names.get(prefix) or {}
     for key, value in obj.items():
-        name = names.get(key) or _join(prefix, key)
+        name = names.get(key) or join(prefix, key)
         if type(value) is dict:
             if value:
                 flatten(value, name, out, lost, f"{path}.{key}")

@@ -14,7 +14,7 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -25,9 +25,12 @@ import msgspec
 from mainstem.errors import RetryLater
 from mainstem.storage import EventQuery, EventRow, PipelineStore
 from mainstem.warehouse import batch, naming
+from mainstem.warehouse.batch import TableKey
+from mainstem.warehouse.columnar import Columnar, parse
 from mainstem.warehouse.dialects import Dialect, LoadRecord, Session
-from mainstem.warehouse.rows import UPSERTED
-from mainstem.warehouse.schema import MAX_COLUMNS, plan
+from mainstem.warehouse.rows import UPSERTED, Kind
+from mainstem.warehouse.schema import MAX_COLUMNS, Catalog, Plan, plan
+from mainstem.warehouse.types import LogicalType
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +51,8 @@ class LoadResult:
     discards: int = 0
     schema_changes: int = 0
     last_seq: int = 0
+    columnar: bool = False
+    """Whether the columnar path loaded the batch's tracks, pages, screens and aliases."""
 
 
 def now_text() -> str:
@@ -82,6 +87,63 @@ def _decode(rows: list[EventRow]) -> tuple[list[tuple[str, Any]], list[tuple[str
     return good, bad
 
 
+def _collect(events: list[EventRow]) -> batch.Collected:
+    """The per-message path's view of ``events``."""
+    messages, bad = _decode(events)
+    collected = batch.collect(messages)
+    collected.unloadable.extend(bad)
+    return collected
+
+
+@dataclass(slots=True)
+class Split:
+    """A batch between the columnar path (:mod:`mainstem.warehouse.columnar`) and the
+    per-message one (:mod:`mainstem.warehouse.batch`); pure, the loader asks the warehouse."""
+
+    events: list[EventRow]
+    allow_nul: bool
+    fast: Columnar | None
+    collected: batch.Collected
+
+    @classmethod
+    def of(cls, events: list[EventRow], allow_nul: bool, *, columnar: bool = True) -> Split:
+        fast = parse(events, allow_nul) if columnar else None
+        return cls(events, allow_nul, fast, _collect(events if fast is None else fast.rest))
+
+    def schemas(self) -> list[str]:
+        """The schemas the batch loads into, for the catalog query."""
+        schemas = {schema for schema, _ in self.collected.tables}
+        if self.fast is not None:
+            schemas.update(schema for schema, _ in self.fast.tables)
+        return sorted(schemas)
+
+    def settle(self, schemas: set[str], catalog: Catalog) -> None:
+        """Give the whole batch to the per-message path if the columnar one cannot load its
+        part into this catalog as it is (a new column is decided per message)."""
+        if self.fast is not None and not self.fast.fits(schemas, catalog):
+            self.fast, self.collected = None, _collect(self.events)
+
+    def inferred(self) -> dict[TableKey, tuple[Kind, dict[str, LogicalType]]]:
+        inferred = self.collected.inferred()
+        if self.fast is not None:
+            inferred.update(self.fast.inferred())
+        return inferred
+
+    def windows(self) -> dict[TableKey, tuple[str, str]]:
+        windows = self.collected.windows()
+        if self.fast is not None:
+            windows.update(self.fast.windows())
+        return windows
+
+    def prepare(
+        self, planned: Plan, existing: Mapping[TableKey, set[str]], loaded_at: str
+    ) -> batch.Prepared:
+        prepared = batch.prepare(self.collected, planned, existing, loaded_at, self.allow_nul)
+        if self.fast is not None:
+            self.fast.prepare(planned, existing, loaded_at, prepared, self.collected.stamps)
+        return prepared
+
+
 class Loader:
     """Loads micro-batches from ``store`` into ``dialect``'s warehouse. One per warehouse."""
 
@@ -94,7 +156,11 @@ class Loader:
         batch_events: int = 10_000,
         max_columns: int = MAX_COLUMNS,
         checkpoint: Checkpoint | None = None,
+        columnar: bool = True,
     ) -> None:
+        """``columnar=False`` decides every batch per message: the reference the columnar path
+        is tested against, and a way around it should it ever misbehave."""
+        self.columnar = columnar
         self.store = store
         self.dialect = dialect
         self.stream = stream
@@ -203,25 +269,22 @@ class Loader:
         first_seq, last_seq = events[0].seq, events[-1].seq
         changes = 0
         try:
-            messages, bad = _decode(events)
-            collected = batch.collect(messages)
-            collected.unloadable.extend(bad)
-            schemas = sorted({schema for schema, _ in collected.tables})
-            existing_schemas, catalog = session.catalog(schemas)
-            planned = plan(existing_schemas, catalog, collected.inferred(), self.max_columns)
+            split = Split.of(events, self.dialect.allow_nul, columnar=self.columnar)
+            existing_schemas, catalog = session.catalog(split.schemas())
+            split.settle(existing_schemas, catalog)
+            inferred = split.inferred()
+            planned = plan(existing_schemas, catalog, inferred, self.max_columns)
             for step in planned.steps:
                 self.checkpoint(f"ddl: {step.describe()}")
                 session.apply(step, load_id, now_text())
                 changes += 1
             existing = {
                 key: session.existing_ids(key[0], key[1], lowest, highest)
-                for key, (lowest, highest) in collected.windows().items()
-                if key in catalog and collected.tables[key].kind not in UPSERTED
+                for key, (lowest, highest) in split.windows().items()
+                if key in catalog and inferred[key][0] not in UPSERTED
             }
             loaded_at = now_text()
-            prepared = batch.prepare(
-                collected, planned, existing, loaded_at, allow_nul=self.dialect.allow_nul
-            )
+            prepared = split.prepare(planned, existing, loaded_at)
             session.begin()
             if move and session.position(self.stream) != expected:
                 session.rollback()  # another loader committed this batch meanwhile
@@ -278,6 +341,7 @@ class Loader:
             len(prepared.discards),
             changes,
             last_seq,
+            split.fast is not None,
         )
 
     def _record_failure(

@@ -86,7 +86,7 @@ _renames: dict[Kind | None, dict[str, str]] = {}
 names forever, and a name not kept is just recomputed."""
 
 
-def _rename(kind: Kind | None, name: str) -> str:
+def rename(kind: Kind | None, name: str) -> str:
     """The column of a flattened context name (``kind`` ``None``) or of a property/trait name on
     a table of ``kind``."""
     renamed = name
@@ -113,7 +113,7 @@ def _add_user_values(row: Row, obj: Any, path: str, skip: Mapping[str, Any] | No
     for name, value in flat.items():
         if skip is not None and name in skip and skip[name] == value:
             continue  # analytics.js mirrors page name/category into properties (§2.2)
-        col = known.get(name) or _rename(kind, name)
+        col = known.get(name) or rename(kind, name)
         if col in values:
             row.lost.append(Lost(f"{path}.{name}", col, "name_collision", value))
         else:
@@ -136,7 +136,7 @@ def _common(msg: Mapping[str, Any], lost: list[Lost]) -> dict[str, Any]:
         flatten(context, "context", flat, lost, "context")
         known = _renames.get(None) or {}
         for name, value in flat.items():
-            col = known.get(name) or _rename(None, name)
+            col = known.get(name) or rename(None, name)
             if col in values:
                 lost.append(Lost(f"context.{name}", col, "name_collision", value))
             else:

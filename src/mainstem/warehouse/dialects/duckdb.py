@@ -52,6 +52,13 @@ _STAGE = "_mainstem_arrow"
 """The name an Arrow batch is registered under for one ``INSERT … SELECT``."""
 
 
+def _arrow(values: Sequence[Any], type_: pa.DataType) -> pa.Array[Any]:
+    """A column as an Arrow array: the columnar path's arrays as they are."""
+    if isinstance(values, pa.Array):
+        return values if values.type == type_ else values.cast(type_)
+    return pa.array(values, type=type_)
+
+
 class DuckDBSession(SqlSession):
     PH: ClassVar[str] = "?"
     TYPES: ClassVar[dict[str, str]] = {
@@ -94,10 +101,7 @@ class DuckDBSession(SqlSession):
             return
         names = [f"c{i}" for i in range(len(columns))]
         batch = pa.table(
-            [
-                pa.array(values, type=_ARROW[type_])
-                for values, type_ in zip(data, types, strict=True)
-            ],
+            [_arrow(values, _ARROW[type_]) for values, type_ in zip(data, types, strict=True)],
             names=names,
         )
         picks = ", ".join(

@@ -11,6 +11,8 @@ from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import psycopg
+import pyarrow as pa
+import pyarrow.csv as pa_csv
 
 from mainstem.errors import RetryLater
 from mainstem.warehouse.dialects.common import SqlSession, qualified, quote
@@ -32,6 +34,29 @@ _LOGICAL: dict[str, LogicalType] = {
     "timestamp without time zone": "timestamp",
     "timestamp with time zone": "timestamp",
 }
+
+
+_ARROW: dict[str, pa.DataType] = {
+    "timestamp": pa.string(),
+    "integer": pa.int64(),
+    "float": pa.float64(),
+    "boolean": pa.bool_(),
+    "varchar": pa.string(),
+}
+
+
+def _csv(types: Sequence[LogicalType], data: Sequence[Sequence[Any]]) -> bytes:
+    """Columns (Arrow arrays, from the columnar path, or Python sequences) as the CSV ``COPY``
+    reads, written by Arrow in C++: text always quoted, so an empty string stays one and an
+    empty field is NULL."""
+    arrays = [
+        values if isinstance(values, pa.Array) else pa.array(values, _ARROW[type_])
+        for values, type_ in zip(data, types, strict=True)
+    ]
+    table = pa.table(arrays, names=[f"c{i}" for i in range(len(arrays))])
+    sink = pa.BufferOutputStream()
+    pa_csv.write_csv(table, sink, pa_csv.WriteOptions(include_header=False))
+    return bytes(sink.getvalue())
 
 
 class PostgresSession(SqlSession):
@@ -75,6 +100,14 @@ class PostgresSession(SqlSession):
         if not data or not data[0]:
             return
         cols = ", ".join(quote(c) for c in columns)
+        if any(isinstance(values, pa.Array) for values in data):
+            text = _csv(types, data)
+            with (
+                self.conn.cursor() as cursor,
+                cursor.copy(f"COPY {target} ({cols}) FROM STDIN (FORMAT csv)".encode()) as copy,
+            ):
+                copy.write(text)
+            return
         with (
             self.conn.cursor() as cursor,
             cursor.copy(f"COPY {target} ({cols}) FROM STDIN".encode()) as copy,

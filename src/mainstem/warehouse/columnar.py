@@ -1,0 +1,485 @@
+"""A micro-batch decided column by column in Arrow: the loader's fast path. Pure, no I/O.
+
+The rules are those of ``rows.py``, ``columns.py`` and ``types.py``; this module makes no new
+ones. It parses the stored JSON of a whole batch with Arrow's reader (C++, on every core),
+flattens ``context`` and ``properties`` once per *field* instead of once per value, names each
+field once, and types whole columns with Arrow compute. Python touches a value only where a rule
+needs it (a timestamp not in the gateway's form, a value that does not fit its column, an array).
+
+It takes only what it can give exactly as the per-message path (``batch.py``) would, and hands
+the rest back; ``tests/warehouse/test_columnar.py`` compares the two on random batches.
+
+- **Per message**: identify and group messages, and any message of another type. A ``users`` or
+  ``accounts`` patch tells an explicit ``null`` from a missing key, which Arrow does not.
+- **Declined, whole batch** (:func:`parse` returns ``None``): JSON the reader cannot make one
+  table of (a field that is a number in one message and text in another), a message id that is
+  missing, not text or repeated, a track whose event is not text, a flattened name that is empty
+  or taken twice in a table, U+0000 where the engine refuses it.
+- **Declined once the catalog is known** (:meth:`Columnar.fits` is false): a schema, table or
+  column the warehouse does not have yet (a new column's type and place come from its first value
+  in message order, which the per-message path decides), or a value whose text Arrow does not
+  keep (``1`` and ``1.0`` are the same double: one cannot go to a text column).
+
+The loader then loads the whole batch the per-message way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+import msgspec
+import pyarrow as pa
+import pyarrow.compute
+import pyarrow.json
+
+from mainstem.storage import EventRow
+from mainstem.warehouse import naming
+from mainstem.warehouse.batch import Prepared, TableKey, TableLoad, discard
+from mainstem.warehouse.columns import Stamps
+from mainstem.warehouse.flatten import join
+from mainstem.warehouse.rows import LOAD_TIME_COLUMNS, SYSTEM_COLUMNS, Kind, rename
+from mainstem.warehouse.schema import Catalog, Plan
+from mainstem.warehouse.types import MISFIT, LogicalType
+
+COLUMNAR_KINDS: Final = frozenset({"track", "page", "screen", "alias"})
+"""Message types this path loads; the others go the per-message way."""
+
+pc: Any = pyarrow.compute
+pj: Any = pyarrow.json
+"""Untyped: the stubs' overloads are narrower than what the functions take (a ``BufferReader``,
+an array of any type)."""
+Values = Any
+"""A ``pyarrow.Array``; the stubs make it generic in its scalar type, which varies here."""
+_encode = msgspec.json.Encoder().encode
+_CANONICAL: Final = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$"
+"""The gateway's timestamp form (``types._CANONICAL``), converted by slicing."""
+_CANONICAL_PARTS: Final = r"^(.{10})T(.{12})Z$"
+_ARROW: Final[dict[LogicalType, Any]] = {
+    "timestamp": pa.string(),
+    "integer": pa.int64(),
+    "float": pa.float64(),
+    "boolean": pa.bool_(),
+    "varchar": pa.string(),
+}
+_COMMON: Final = (
+    ("id", "messageId"),
+    ("anonymous_id", "anonymousId"),
+    ("user_id", "userId"),
+    ("received_at", "receivedAt"),
+    ("sent_at", "sentAt"),
+    ("timestamp", "timestamp"),
+    ("original_timestamp", "originalTimestamp"),
+)
+"""System columns every event table has, and the message field each comes from."""
+_TABLE_KIND: Final[dict[str, Kind]] = {"page": "pages", "screen": "screens", "alias": "aliases"}
+_SKIPPED: Final = ("name", "category")
+"""Properties a page or screen leaves out when they equal its own ``name``/``category``."""
+_INT64: Final = 2.0**63
+_STAMPED: Final[list[LogicalType]] = ["timestamp" for _ in LOAD_TIME_COLUMNS]
+
+
+def _scalar_types(type_: pa.DataType) -> bool:
+    """Whether the values of ``type_`` keep their JSON text in Arrow: text, whole numbers,
+    booleans and nulls (a double does not: ``1`` and ``1.0`` are the same double)."""
+    return bool(
+        pa.types.is_string(type_)
+        or pa.types.is_int64(type_)
+        or pa.types.is_boolean(type_)
+        or pa.types.is_null(type_)
+    )
+
+
+def _kept_list(type_: pa.DataType) -> bool:
+    """An array whose JSON text :func:`msgspec.json.encode` gives back from its Python values."""
+    return bool(pa.types.is_list(type_) and _scalar_types(type_.value_type))
+
+
+def _without_timestamps(type_: pa.DataType) -> tuple[pa.DataType, bool]:
+    """``type_`` with every inferred timestamp made text again, and whether there was one.
+    Arrow's reader takes ``"2024-05-01"`` for a timestamp and would not give the text back."""
+    if pa.types.is_timestamp(type_):
+        return pa.string(), True
+    if pa.types.is_struct(type_):
+        fields, changed = [], False
+        for f in type_:
+            inner, was = _without_timestamps(f.type)
+            fields.append(pa.field(f.name, inner))
+            changed = changed or was
+        return pa.struct(fields), changed
+    if pa.types.is_list(type_):
+        inner, changed = _without_timestamps(type_.value_type)
+        return pa.list_(inner), changed
+    return type_, False
+
+
+def read(data: bytes) -> Any | None:
+    """Newline-delimited JSON → one Arrow table with every string kept as text, or ``None``
+    when the messages do not make one table."""
+    try:
+        table = pj.read_json(pa.BufferReader(data))
+        fields, changed = [], False
+        for f in table.schema:
+            type_, was = _without_timestamps(f.type)
+            fields.append(pa.field(f.name, type_))
+            changed = changed or was
+        if changed:
+            options = pj.ParseOptions(
+                explicit_schema=pa.schema(fields), unexpected_field_behavior="error"
+            )
+            table = pj.read_json(pa.BufferReader(data), parse_options=options)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return None
+    return table.combine_chunks()
+
+
+def _leaves(array: Values, prefix: str, out: dict[str, Values]) -> bool:
+    """Flatten a struct column as :func:`mainstem.warehouse.flatten.flatten` flattens its
+    objects: ``flat name → values`` (a parent's null is every child's null). False when a name is
+    empty or taken twice — the per-message path reports those values as lost."""
+    for f, child in zip(array.type, array.flatten(), strict=True):
+        name = join(prefix, f.name)
+        if pa.types.is_struct(f.type):
+            if not _leaves(child, name, out):
+                return False
+            continue
+        if not name or name in out:
+            return False
+        out[name] = child
+    return True
+
+
+@dataclass(slots=True)
+class _Table:
+    kind: Kind
+    rows: list[int] = field(default_factory=list)
+    columns: dict[str, Values] = field(default_factory=dict)
+    """Column → its values in this table's rows (a page's skipped properties already null)."""
+    present: set[str] = field(default_factory=set)
+    """The system columns, and the columns with a non-null value in the batch."""
+    window: tuple[str, str] | None = None
+    received: Values | None = None
+    """``receivedAt`` as sent, for the discards."""
+
+
+@dataclass(slots=True)
+class Columnar:
+    """The columnar half of a batch; ``rest`` is the per-message half."""
+
+    tables: dict[TableKey, _Table]
+    rest: list[EventRow]
+    catalog: Catalog = field(default_factory=dict)
+
+    def fits(self, schemas: set[str], catalog: Catalog) -> bool:
+        """Whether every table, column and value can load into the warehouse as it is."""
+        for (schema, name), table in self.tables.items():
+            columns = catalog.get((schema, name))
+            if schema not in schemas or columns is None:
+                return False
+            if not SYSTEM_COLUMNS[table.kind].keys() <= columns.keys():
+                return False
+            for column in table.present:
+                if column in LOAD_TIME_COLUMNS:
+                    continue
+                if column not in columns:
+                    return False
+                if not _loads_as(table.columns[column], columns[column]):
+                    return False
+        self.catalog = catalog
+        return True
+
+    def inferred(self) -> dict[TableKey, tuple[Kind, dict[str, LogicalType]]]:
+        """As :meth:`mainstem.warehouse.batch.Collected.inferred`, once :meth:`fits` said yes:
+        every column the rows use, with the type the warehouse has."""
+        return {
+            key: (t.kind, {c: self.catalog[key][c] for c in self.catalog[key] if c in t.present})
+            for key, t in self.tables.items()
+        }
+
+    def windows(self) -> dict[TableKey, tuple[str, str]]:
+        return {key: t.window for key, t in self.tables.items() if t.window is not None}
+
+    def prepare(
+        self,
+        plan: Plan,
+        existing: Mapping[TableKey, set[str]],
+        loaded_at: str,
+        result: Prepared,
+        stamps: Stamps,
+    ) -> None:
+        """Add the typed columns and discards of every table to ``result``, as
+        :func:`mainstem.warehouse.batch.prepare` does."""
+        for key, table in self.tables.items():
+            schema, name = key
+            types = plan.columns[key]
+            names = [c for c in types if c in table.present and c not in LOAD_TIME_COLUMNS]
+            ids = table.columns["id"]
+            known = existing.get(key)
+            keep = None
+            if known:
+                keep = pc.invert(pc.is_in(ids, value_set=pa.array(list(known), pa.string())))
+                kept = pc.sum(keep).as_py() or 0
+                result.duplicates += len(ids) - kept
+                if kept == 0:
+                    continue
+            data: list[Any] = []
+            for column in names:
+                values = table.columns[column]
+                if keep is not None:
+                    values = values.filter(keep)
+                cells, misfits = _typed(values, types[column], stamps)
+                if misfits:
+                    _report(result, schema, name, column, types[column], table, keep, misfits)
+                data.append(cells)
+            count = len(data[0])
+            stamped: Values = pa.array([loaded_at] * count, pa.string())
+            result.loads.append(
+                TableLoad(
+                    schema,
+                    name,
+                    [*names, *LOAD_TIME_COLUMNS],
+                    [*data, *[stamped] * len(LOAD_TIME_COLUMNS)],
+                    [*(types[c] for c in names), *_STAMPED],
+                )
+            )
+            result.rows += count
+
+
+def _report(
+    result: Prepared,
+    schema: str,
+    table: str,
+    column: str,
+    type_: LogicalType,
+    rows: _Table,
+    keep: Values | None,
+    misfits: list[tuple[int, Any]],
+) -> None:
+    ids, received = rows.columns["id"], rows.received
+    if keep is not None:
+        ids = ids.filter(keep)
+        received = received.filter(keep) if received is not None else None
+    for r, value in misfits:
+        values = {
+            "id": ids[r].as_py(),
+            "received_at": received[r].as_py() if received is not None else None,
+        }
+        discard(result.discards, schema, table, values, column, f"not_{type_}", value)
+
+
+def _loads_as(values: Values, column: LogicalType) -> bool:
+    """Whether :func:`_typed` gives exactly what :func:`mainstem.warehouse.columns.typed` would
+    for these values in a column of this type."""
+    type_ = values.type
+    if _scalar_types(type_) or _kept_list(type_):
+        return True
+    if pa.types.is_float64(type_):
+        if column == "float":
+            return True
+        if column == "integer":  # a whole double fits as an int, whichever JSON it was
+            low, high = pc.min_max(values).values()
+            return low.as_py() is None or (low.as_py() >= -_INT64 and high.as_py() < _INT64)
+    return False
+
+
+def _typed(
+    values: Values, column: LogicalType, stamps: Stamps
+) -> tuple[Values, list[tuple[int, Any]]]:
+    """The values as the column's type, and (position, value) of those that do not fit (left
+    null) — :func:`mainstem.warehouse.columns.typed` for a column at a time."""
+    type_ = values.type
+    target = _ARROW[column]
+    if pa.types.is_null(type_) or values.null_count == len(values):
+        return pa.nulls(len(values), target), []
+    if column == "varchar":
+        if pa.types.is_string(type_):
+            return values, []
+        if _kept_list(type_):
+            return pa.array(
+                [None if v is None else _encode(v).decode() for v in values.to_pylist()], target
+            ), []
+        return values.cast(target), []  # integers and booleans: their JSON text
+    if column == "timestamp" and pa.types.is_string(type_):
+        return _stamped(values, stamps)
+    fits: Values | None = None
+    if column == "integer" and pa.types.is_int64(type_):
+        return values, []
+    if column == "float" and (pa.types.is_float64(type_) or pa.types.is_int64(type_)):
+        return pc.cast(values, target, safe=False), []
+    if column == "boolean" and pa.types.is_boolean(type_):
+        return values, []
+    if column == "integer" and pa.types.is_float64(type_):
+        fits = pc.equal(values, pc.floor(values))
+    misfit = pc.is_valid(values) if fits is None else pc.and_(pc.is_valid(values), pc.invert(fits))
+    positions = pc.indices_nonzero(misfit)
+    bad = list(zip(positions.to_pylist(), values.take(positions).to_pylist(), strict=True))
+    if fits is None:
+        return pa.nulls(len(values), target), bad
+    return pc.cast(pc.if_else(fits, values, None), target), bad
+
+
+def _stamped(values: Values, stamps: Stamps) -> tuple[Values, list[tuple[int, Any]]]:
+    """Text in a timestamp column: the gateway's form by slicing, anything else through
+    :class:`~mainstem.warehouse.columns.Stamps` one value at a time."""
+    canonical = pc.fill_null(pc.match_substring_regex(values, _CANONICAL), True)
+    cells = pc.replace_substring_regex(values, _CANONICAL_PARTS, r"\1 \2")
+    if pc.all(canonical).as_py():
+        return cells, []
+    other = pc.invert(canonical)
+    positions = pc.indices_nonzero(other)
+    texts = values.take(positions).to_pylist()
+    converted = [stamps(text) for text in texts]
+    bad = [
+        (r, text)
+        for r, text, cell in zip(positions.to_pylist(), texts, converted, strict=True)
+        if cell is MISFIT
+    ]
+    replacements = pa.array([None if c is MISFIT else c for c in converted], pa.string())
+    return pc.replace_with_mask(cells, other, replacements), bad
+
+
+def _column(table: Any, name: str) -> Values:
+    if name in table.column_names:
+        return table.column(name).chunk(0) if table.num_rows else pa.nulls(0)
+    return pa.nulls(table.num_rows)
+
+
+def parse(events: Sequence[EventRow], allow_nul: bool = True) -> Columnar | None:
+    """Split a batch into its columnar and per-message halves, or ``None`` when this path
+    declines it (see the module's text)."""
+    data = b"\n".join(event.body for event in events)
+    if not allow_nul and b"\\u0000" in data:
+        return None
+    table = read(data)
+    if table is None or table.num_rows != len(events) or "type" not in table.column_names:
+        return None
+    kinds_column = _column(table, "type")
+    if not pa.types.is_string(kinds_column.type):
+        return None
+    kinds = kinds_column.to_pylist()
+    rows = [i for i, kind in enumerate(kinds) if kind in COLUMNAR_KINDS]
+    rest = [events[i] for i, kind in enumerate(kinds) if kind not in COLUMNAR_KINDS]
+    if not rows:
+        return Columnar({}, rest)
+    ids = _column(table, "messageId").take(rows)
+    if (
+        not pa.types.is_string(ids.type)
+        or ids.null_count
+        or pc.count_distinct(ids).as_py() != len(rows)
+    ):
+        return None
+    events_column = _column(table, "event")
+    if "track" in kinds and not pa.types.is_string(events_column.type):
+        return None
+    names = events_column.to_pylist() if pa.types.is_string(events_column.type) else []
+    groups: dict[TableKey, _Table] = {}
+    schemas: dict[str, str] = {}
+    event_tables: list[str | None] = [None] * len(events)
+    for i in rows:
+        source = events[i].source_id
+        schema = schemas.get(source)
+        if schema is None:
+            schema = schemas[source] = naming.schema(source)
+        kind = kinds[i]
+        if kind == "track":
+            event = names[i]
+            if event is None:
+                return None
+            event_table = event_tables[i] = naming.event_table(event)
+            _group(groups, (schema, "tracks"), "tracks").rows.append(i)
+            _group(groups, (schema, event_table), "event").rows.append(i)
+        else:
+            kind_ = _TABLE_KIND[kind]
+            _group(groups, (schema, kind_), kind_).rows.append(i)
+    common = {column: _column(table, field_) for column, field_ in _COMMON}
+    context: dict[str, Values] = {}
+    properties: dict[str, Values] = {}
+    for field_, prefix, out in (("context", "context", context), ("properties", "", properties)):
+        array = _column(table, field_)
+        if pa.types.is_struct(array.type):
+            if not _leaves(array, prefix, out):
+                return None
+        elif not pa.types.is_null(array.type):
+            return None  # not an object: the per-message path ignores it, but says nothing
+    stamps = Stamps()
+    received, _ = (
+        _stamped(common["received_at"], stamps)
+        if pa.types.is_string(common["received_at"].type)
+        else (pa.nulls(table.num_rows, pa.string()), [])
+    )
+    common["event"] = pa.array(event_tables, pa.string())
+    common["event_text"] = events_column
+    common["name"] = _column(table, "name")
+    common["category"] = _column(table, "category")
+    common["previous_id"] = _column(table, "previousId")
+    for group in groups.values():
+        columns = _sources(group.kind, common, context, properties)
+        if columns is None:
+            return None
+        take = pa.array(group.rows, pa.int64())
+        system = SYSTEM_COLUMNS[group.kind]
+        for column, values in columns.items():
+            taken = values.take(take)
+            group.columns[column] = taken
+            if column in system or taken.null_count < len(taken):
+                group.present.add(column)
+        group.present.update(system)
+        group.received = common["received_at"].take(take)
+        low, high = pc.min_max(received.take(take)).values()
+        if low.as_py() is not None:
+            group.window = (low.as_py(), high.as_py())
+        if group.kind in ("pages", "screens") and not _skip_repeats(group, properties):
+            return None
+    return Columnar(groups, rest)
+
+
+def _group(groups: dict[TableKey, _Table], key: TableKey, kind: Kind) -> _Table:
+    found = groups.get(key)
+    if found is None:
+        found = groups[key] = _Table(kind)
+    return found
+
+
+def _sources(
+    kind: Kind,
+    batch: Mapping[str, Values],
+    context: Mapping[str, Values],
+    properties: Mapping[str, Values],
+) -> dict[str, Values] | None:
+    """Column → its values over the whole batch for a table of ``kind``, as ``rows.rows``
+    names them; ``None`` when two land in one column."""
+    columns = {name: batch[name] for name in SYSTEM_COLUMNS[kind] if name in batch}
+    for flat, values in context.items():
+        name = rename(None, flat)
+        if name in columns:
+            return None
+        columns[name] = values
+    if kind in ("event", "pages", "screens"):
+        for flat, values in properties.items():
+            name = rename(kind, flat)
+            if name in columns:
+                return None
+            columns[name] = values
+    return columns
+
+
+def _skip_repeats(group: _Table, properties: Mapping[str, Values]) -> bool:
+    """analytics.js mirrors a page's ``name`` and ``category`` into its properties: a property
+    equal to the page's own value is left out (``rows._add_user_values``). False when the two
+    differ in type, where Python's ``==`` has rules of its own (``1 == True``)."""
+    for flat in _SKIPPED:
+        if flat not in properties:
+            continue
+        column = rename(group.kind, flat)
+        own, top = group.columns[column], group.columns[flat]
+        if pa.types.is_null(top.type) or pa.types.is_null(own.type):
+            continue
+        if top.type != own.type or not _scalar_types(own.type):
+            return False
+        same = pc.fill_null(pc.equal(own, top), False)
+        kept = pc.if_else(same, pa.nulls(len(own), own.type), own)
+        group.columns[column] = kept
+        if kept.null_count == len(kept):
+            group.present.discard(column)
+    return True
