@@ -77,6 +77,7 @@ _TABLE_KIND: Final[dict[str, Kind]] = {"page": "pages", "screen": "screens", "al
 _SKIPPED: Final = ("name", "category")
 """Properties a page or screen leaves out when they equal its own ``name``/``category``."""
 _INT64: Final = 2.0**63
+_STAMP_COLUMNS: Final = ("received_at", "sent_at", "timestamp", "original_timestamp")
 _STAMPED: Final[list[LogicalType]] = ["timestamp" for _ in LOAD_TIME_COLUMNS]
 
 
@@ -161,6 +162,9 @@ class _Table:
     window: tuple[str, str] | None = None
     received: Values | None = None
     """``receivedAt`` as sent, for the discards."""
+    stamped: dict[str, tuple[Values, Values]] = field(default_factory=dict)
+    """The text of the system timestamps as the engines load it, and where it is no timestamp
+    (see :func:`_stamps`), for a column of type ``timestamp``."""
 
 
 @dataclass(slots=True)
@@ -228,7 +232,13 @@ class Columnar:
                 values = table.columns[column]
                 if keep is not None:
                     values = values.filter(keep)
-                cells, misfits = _typed(values, types[column], stamps)
+                if types[column] == "timestamp" and column in table.stamped:
+                    cells, bad = table.stamped[column]
+                    if keep is not None:
+                        cells, bad = cells.filter(keep), bad.filter(keep)
+                    misfits = _misfits(values, bad)
+                else:
+                    cells, misfits = _typed(values, types[column], stamps)
                 if misfits:
                     _report(result, schema, name, column, types[column], table, keep, misfits)
                 data.append(cells)
@@ -320,23 +330,33 @@ def _typed(
 
 
 def _stamped(values: Values, stamps: Stamps) -> tuple[Values, list[tuple[int, Any]]]:
+    """Text in a timestamp column as the engines load it, and (position, text) of what is no
+    timestamp."""
+    cells, misfit = _stamps(values, stamps)
+    return cells, _misfits(values, misfit)
+
+
+def _stamps(values: Values, stamps: Stamps) -> tuple[Values, Values]:
     """Text in a timestamp column: the gateway's form by slicing, anything else through
-    :class:`~mainstem.warehouse.columns.Stamps` one value at a time."""
+    :class:`~mainstem.warehouse.columns.Stamps` one value at a time; and where the value is no
+    timestamp (its cell left null)."""
     canonical = pc.fill_null(pc.match_substring_regex(values, _CANONICAL), True)
     cells = pc.replace_substring_regex(values, _CANONICAL_PARTS, r"\1 \2")
     if pc.all(canonical).as_py():
-        return cells, []
+        return cells, pa.nulls(len(values), pa.bool_())
     other = pc.invert(canonical)
-    positions = pc.indices_nonzero(other)
-    texts = values.take(positions).to_pylist()
-    converted = [stamps(text) for text in texts]
-    bad = [
-        (r, text)
-        for r, text, cell in zip(positions.to_pylist(), texts, converted, strict=True)
-        if cell is MISFIT
-    ]
+    converted = [stamps(text) for text in values.filter(other).to_pylist()]
+    misfit = pc.replace_with_mask(
+        pa.nulls(len(values), pa.bool_()), other, pa.array([c is MISFIT for c in converted])
+    )
     replacements = pa.array([None if c is MISFIT else c for c in converted], pa.string())
-    return pc.replace_with_mask(cells, other, replacements), bad
+    return pc.replace_with_mask(cells, other, replacements), misfit
+
+
+def _misfits(values: Values, misfit: Values) -> list[tuple[int, Any]]:
+    """(position, value) where ``misfit`` is true."""
+    positions = pc.indices_nonzero(pc.fill_null(misfit, False))
+    return list(zip(positions.to_pylist(), values.take(positions).to_pylist(), strict=True))
 
 
 def _column(table: Any, name: str) -> Values:
@@ -403,11 +423,12 @@ def parse(events: Sequence[EventRow], allow_nul: bool = True) -> Columnar | None
         elif not pa.types.is_null(array.type):
             return None  # not an object: the per-message path ignores it, but says nothing
     stamps = Stamps()
-    received, _ = (
-        _stamped(common["received_at"], stamps)
-        if pa.types.is_string(common["received_at"].type)
-        else (pa.nulls(table.num_rows, pa.string()), [])
-    )
+    stamped = {  # converted once for every table of the batch
+        column: _stamps(common[column], stamps)
+        for column in _STAMP_COLUMNS
+        if pa.types.is_string(common[column].type)
+    }
+    received = stamped.get("received_at", (pa.nulls(table.num_rows, pa.string()), None))[0]
     common["event"] = pa.array(event_tables, pa.string())
     common["event_text"] = events_column
     common["name"] = _column(table, "name")
@@ -426,6 +447,9 @@ def parse(events: Sequence[EventRow], allow_nul: bool = True) -> Columnar | None
                 group.present.add(column)
         group.present.update(system)
         group.received = common["received_at"].take(take)
+        group.stamped = {
+            c: (cells.take(take), bad.take(take)) for c, (cells, bad) in stamped.items()
+        }
         low, high = pc.min_max(received.take(take)).values()
         if low.as_py() is not None:
             group.window = (low.as_py(), high.as_py())
