@@ -56,13 +56,14 @@ _encode = msgspec.json.Encoder().encode
 _CANONICAL: Final = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$"
 """The gateway's timestamp form (``types._CANONICAL``), converted by slicing."""
 _CANONICAL_PARTS: Final = r"^(.{10})T(.{12})Z$"
-_ARROW: Final[dict[LogicalType, Any]] = {
-    "timestamp": pa.string(),
+ARROW_TYPES: Final[dict[LogicalType, Any]] = {
+    "timestamp": pa.string(),  # the engines' timestamp text; each casts it with its own parser
     "integer": pa.int64(),
     "float": pa.float64(),
     "boolean": pa.bool_(),
     "varchar": pa.string(),
 }
+"""The Arrow type a column of each logical type travels to the engines as."""
 _COMMON: Final = (
     ("id", "messageId"),
     ("anonymous_id", "anonymousId"),
@@ -299,7 +300,7 @@ def _typed(
     """The values as the column's type, and (position, value) of those that do not fit (left
     null) — :func:`mainstem.warehouse.columns.typed` for a column at a time."""
     type_ = values.type
-    target = _ARROW[column]
+    target = ARROW_TYPES[column]
     if pa.types.is_null(type_) or values.null_count == len(values):
         return pa.nulls(len(values), target), []
     if column == "varchar":

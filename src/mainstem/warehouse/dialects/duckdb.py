@@ -19,6 +19,7 @@ import duckdb
 import pyarrow as pa
 
 from mainstem.errors import RetryLater
+from mainstem.warehouse.columnar import ARROW_TYPES
 from mainstem.warehouse.dialects.common import SqlSession, qualified, quote
 from mainstem.warehouse.schema import AddColumns
 from mainstem.warehouse.types import LogicalType
@@ -41,13 +42,6 @@ _LOGICAL: dict[str, LogicalType] = {
 }
 
 
-_ARROW: dict[str, pa.DataType] = {
-    "timestamp": pa.string(),  # cast by DuckDB's own parser, as the text every engine loads
-    "integer": pa.int64(),
-    "float": pa.float64(),
-    "boolean": pa.bool_(),
-    "varchar": pa.string(),
-}
 _STAGE = "_mainstem_arrow"
 """The name an Arrow batch is registered under for one ``INSERT … SELECT``."""
 
@@ -101,7 +95,7 @@ class DuckDBSession(SqlSession):
             return
         names = [f"c{i}" for i in range(len(columns))]
         batch = pa.table(
-            [_arrow(values, _ARROW[type_]) for values, type_ in zip(data, types, strict=True)],
+            [_arrow(values, ARROW_TYPES[type_]) for values, type_ in zip(data, types, strict=True)],
             names=names,
         )
         picks = ", ".join(

@@ -15,6 +15,7 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 
 from mainstem.errors import RetryLater
+from mainstem.warehouse.columnar import ARROW_TYPES
 from mainstem.warehouse.dialects.common import SqlSession, qualified, quote
 from mainstem.warehouse.naming import fit_length
 from mainstem.warehouse.schema import CreateTable, Step
@@ -36,21 +37,12 @@ _LOGICAL: dict[str, LogicalType] = {
 }
 
 
-_ARROW: dict[str, pa.DataType] = {
-    "timestamp": pa.string(),
-    "integer": pa.int64(),
-    "float": pa.float64(),
-    "boolean": pa.bool_(),
-    "varchar": pa.string(),
-}
-
-
 def _csv(types: Sequence[LogicalType], data: Sequence[Sequence[Any]]) -> bytes:
     """Columns (Arrow arrays, from the columnar path, or Python sequences) as the CSV ``COPY``
     reads, written by Arrow in C++: text always quoted, so an empty string stays one and an
     empty field is NULL."""
     arrays = [
-        values if isinstance(values, pa.Array) else pa.array(values, _ARROW[type_])
+        values if isinstance(values, pa.Array) else pa.array(values, ARROW_TYPES[type_])
         for values, type_ in zip(data, types, strict=True)
     ]
     table = pa.table(arrays, names=[f"c{i}" for i in range(len(arrays))])
