@@ -6,6 +6,7 @@ booleans, nulls, timestamps in other forms, and values that do not fit their col
 from __future__ import annotations
 
 from collections.abc import Iterator
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -149,3 +150,22 @@ def test_the_columnar_path_leaves_what_the_per_message_path_leaves(
         "t6": "a,b",
         "t7": "\\N",
     }
+
+
+def test_a_backlog_loads_every_event_once_while_the_next_batch_is_split_ahead(
+    pipeline: Pipeline, twins: tuple[Dialect, Dialect]
+) -> None:
+    fast, _ = twins
+    pipeline.send(FIRST)
+    Loader(pipeline.store, fast).run_once()
+    pipeline.send([_track(i, **_FIRST_PROPERTIES) for i in range(10, 17)])
+    splits: list[str] = []
+    loader = Loader(pipeline.store, fast, batch_events=2, checkpoint=splits.append)
+    assert loader.sync() == 7
+    assert query(fast, "SELECT count(*), count(DISTINCT id) FROM web.tracks") == [(9, 9)]
+    loads = query(
+        fast, "SELECT first_seq, last_seq, events FROM _mainstem.loads ORDER BY first_seq"
+    )
+    assert [events for *_, events in loads] == [7, 2, 2, 2, 1]
+    assert all(a[1] + 1 == b[0] for a, b in pairwise(loads))
+    assert "ddl" not in " ".join(splits)

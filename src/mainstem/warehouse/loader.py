@@ -15,6 +15,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -144,6 +145,44 @@ class Split:
         return prepared
 
 
+class _Ahead:
+    """The next batch, read and split on a second thread while the current one loads. Arrow's
+    reader and the engines' inserts and commits release the GIL, so the two overlap. A split
+    is pure, and is used only if the position the loader reads next is the one it was made
+    after (a failed load, or another loader's, leaves it unused)."""
+
+    def __init__(self, store: PipelineStore, limit: int, allow_nul: bool, columnar: bool) -> None:
+        self._store = store
+        self._limit = limit
+        self._allow_nul = allow_nul
+        self._columnar = columnar
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="warehouse-split")
+        self._next: tuple[int, Future[tuple[list[EventRow], Split | None]]] | None = None
+
+    def start(self, after: int) -> None:
+        """Read and split the batch after position ``after`` in the background."""
+        self._next = (after, self._pool.submit(self._split, after))
+
+    def _split(self, after: int) -> tuple[list[EventRow], Split | None]:
+        events = self._store.events(EventQuery(after=after, limit=self._limit))
+        if not events:
+            return events, None
+        return events, Split.of(events, self._allow_nul, columnar=self._columnar)
+
+    def take(self, position: int) -> tuple[list[EventRow], Split] | None:
+        """The batch after ``position`` and its split, if that is the one started and it has
+        events."""
+        started, self._next = self._next, None
+        if started is None or started[0] != position:
+            return None
+        events, split = started[1].result()
+        return None if split is None else (events, split)
+
+    def close(self) -> None:
+        self._next = None
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+
 class Loader:
     """Loads micro-batches from ``store`` into ``dialect``'s warehouse. One per warehouse."""
 
@@ -186,14 +225,21 @@ class Loader:
         finally:
             session.close()
 
-    def _next(self, session: Session) -> LoadResult:
+    def _next(self, session: Session, ahead: _Ahead | None = None) -> LoadResult:
         position = session.position(self.stream)
         self.position = position
         with _collection_paused():
-            events = self.store.events(EventQuery(after=position, limit=self.batch_events))
+            taken = ahead.take(position) if ahead is not None else None
+            if taken is None:
+                events = self.store.events(EventQuery(after=position, limit=self.batch_events))
+                split = None
+            else:
+                events, split = taken
             if not events:
                 return LoadResult(0, last_seq=position)
-            result = self._load(session, events, move=True, expected=position)
+            if ahead is not None and len(events) == self.batch_events:
+                ahead.start(events[-1].seq)
+            result = self._load(session, events, move=True, expected=position, split=split)
         self.position = result.last_seq
         return result
 
@@ -208,20 +254,25 @@ class Loader:
             RetryLater: the warehouse is busy or unreachable.
         """
         total = 0
-        while True:
-            session = self.dialect.connect()
-            try:
-                session.bootstrap()
-                opened = time.monotonic()
-                while True:
-                    result = self._next(session)
-                    total += result.events
-                    if result.events < self.batch_events or (stop is not None and stop.is_set()):
-                        return total
-                    if time.monotonic() - opened >= HOLD:
-                        break
-            finally:
-                session.close()
+        ahead = _Ahead(self.store, self.batch_events, self.dialect.allow_nul, self.columnar)
+        try:
+            while True:
+                session = self.dialect.connect()
+                try:
+                    session.bootstrap()
+                    opened = time.monotonic()
+                    while True:
+                        result = self._next(session, ahead)
+                        total += result.events
+                        done = stop is not None and stop.is_set()
+                        if result.events < self.batch_events or done:
+                            return total
+                        if time.monotonic() - opened >= HOLD:
+                            break
+                finally:
+                    session.close()
+        finally:
+            ahead.close()
 
     def backfill(
         self, since: int | None = None, progress: Callable[[int, int], None] | None = None
@@ -255,13 +306,25 @@ class Loader:
         return total
 
     def _load(
-        self, session: Session, events: list[EventRow], *, move: bool, expected: int = 0
+        self,
+        session: Session,
+        events: list[EventRow],
+        *,
+        move: bool,
+        expected: int = 0,
+        split: Split | None = None,
     ) -> LoadResult:
         with _collection_paused():
-            return self._load_batch(session, events, move=move, expected=expected)
+            return self._load_batch(session, events, move=move, expected=expected, split=split)
 
     def _load_batch(
-        self, session: Session, events: list[EventRow], *, move: bool, expected: int
+        self,
+        session: Session,
+        events: list[EventRow],
+        *,
+        move: bool,
+        expected: int,
+        split: Split | None,
     ) -> LoadResult:
         started = now_text()
         load_id = uuid.uuid4().hex[:16]
@@ -269,7 +332,8 @@ class Loader:
         first_seq, last_seq = events[0].seq, events[-1].seq
         changes = 0
         try:
-            split = Split.of(events, self.dialect.allow_nul, columnar=self.columnar)
+            if split is None:
+                split = Split.of(events, self.dialect.allow_nul, columnar=self.columnar)
             existing_schemas, catalog = session.catalog(split.schemas())
             split.settle(existing_schemas, catalog)
             inferred = split.inferred()

@@ -10,6 +10,7 @@ about 1.5x DuckDB's row appender here, which takes the values row by row.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -51,6 +52,12 @@ def _arrow(values: Sequence[Any], type_: pa.DataType) -> pa.Array[Any]:
     if isinstance(values, pa.Array):
         return values if values.type == type_ else values.cast(type_)
     return pa.array(values, type=type_)
+
+
+_LOAD_THREADS = max(1, (os.cpu_count() or 2) - 1)
+"""DuckDB's threads for a load: one core is left to the loader's thread that splits the next
+batch meanwhile (on two cores, a load took about a fifth less time this way than with DuckDB on
+both). Read-only sessions (`mainstem query`) keep DuckDB's default, every core."""
 
 
 class DuckDBSession(SqlSession):
@@ -170,7 +177,12 @@ class DuckDB:
         deadline = time.monotonic() + self.busy_timeout
         while True:
             try:
-                return DuckDBSession(duckdb.connect(str(self.path), read_only=read_only))
+                config: dict[str, str | bool | int | float | list[str]] = (
+                    {} if read_only else {"threads": _LOAD_THREADS}
+                )
+                return DuckDBSession(
+                    duckdb.connect(str(self.path), read_only=read_only, config=config)
+                )
             except duckdb.IOException as exc:
                 if "lock" not in str(exc).lower() or time.monotonic() >= deadline:
                     raise RetryLater(
