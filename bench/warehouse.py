@@ -30,7 +30,6 @@ from mainstem.warehouse.dialects import Dialect
 from mainstem.warehouse.dialects.duckdb import DuckDB
 from mainstem.warehouse.dialects.postgres import Postgres
 from mainstem.warehouse.loader import Loader, Split, now_text
-from mainstem.warehouse.schema import plan
 from pg import pg_database, pg_drop  # type: ignore[import-not-found]
 from report import write_section  # type: ignore[import-not-found]
 
@@ -154,10 +153,9 @@ def prepared_batches(
             after = events[-1].seq
             read = time.perf_counter()
             split = Split.of(events, dialect.allow_nul)
-            split.settle(schemas, catalog)
+            planned = split.plan(schemas, catalog)
             columnar += split.fast is not None
             decided = time.perf_counter()
-            planned = plan(schemas, catalog, split.inferred())
             out.append(split.prepare(planned, {}, now_text()))
             typed = time.perf_counter()
             took = (read - started, decided - read, typed - decided)
@@ -267,7 +265,7 @@ def main() -> None:
         "batch, opening and closing the warehouse as it does in production",
         "- batches the columnar path took when the warehouse already had every column: "
         + "; ".join(f"{engine} {taken} of {total}" for engine, taken, total in paths)
-        + " (the first batch of a fresh warehouse creates its tables, decided per message)",
+        + " (the first batch of a fresh warehouse creates its tables)",
         "- *raw bulk*: the very same rows (the loader's own typed columns) inserted with the "
         "same bulk path, the fastest this code has for each engine, into empty tables of the "
         "same shape, one transaction per batch, on one open connection",

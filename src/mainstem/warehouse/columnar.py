@@ -40,8 +40,9 @@ from mainstem.warehouse.batch import Prepared, TableKey, TableLoad, discard
 from mainstem.warehouse.columns import Stamps
 from mainstem.warehouse.flatten import join
 from mainstem.warehouse.rows import LOAD_TIME_COLUMNS, SYSTEM_COLUMNS, Kind, rename
+from mainstem.warehouse.rows import rows as message_rows
 from mainstem.warehouse.schema import Catalog, Plan
-from mainstem.warehouse.types import MISFIT, LogicalType
+from mainstem.warehouse.types import MISFIT, LogicalType, infer
 
 COLUMNAR_KINDS: Final = frozenset({"track", "page", "screen", "alias"})
 """Message types this path loads; the others go the per-message way."""
@@ -75,6 +76,13 @@ _COMMON: Final = (
 )
 """System columns every event table has, and the message field each comes from."""
 _TABLE_KIND: Final[dict[str, Kind]] = {"page": "pages", "screen": "screens", "alias": "aliases"}
+_MESSAGE_TYPE: Final[dict[Kind, str]] = {
+    "identifies": "identify",
+    "users": "identify",
+    "groups": "group",
+    "accounts": "group",
+}
+"""The message type each table of the per-message half comes from."""
 _SKIPPED: Final = ("name", "category")
 """Properties a page or screen leaves out when they equal its own ``name``/``category``."""
 _INT64: Final = 2.0**63
@@ -163,6 +171,8 @@ class _Table:
     window: tuple[str, str] | None = None
     received: Values | None = None
     """``receivedAt`` as sent, for the discards."""
+    inferred: dict[str, LogicalType] = field(default_factory=dict)
+    """Column → type, once :meth:`Columnar.fits` has decided."""
     stamped: dict[str, tuple[Values, Values]] = field(default_factory=dict)
     """The text of the system timestamps as the engines load it, and where it is no timestamp
     (see :func:`_stamps`), for a column of type ``timestamp``."""
@@ -174,33 +184,65 @@ class Columnar:
 
     tables: dict[TableKey, _Table]
     rest: list[EventRow]
-    catalog: Catalog = field(default_factory=dict)
+    events: Sequence[EventRow] = ()
+    first_rest: dict[str, int] = field(default_factory=dict)
+    """Message type → the position of its first message, for those of the per-message half."""
+
+    def order(self, per_message: Mapping[TableKey, Kind]) -> dict[TableKey, int]:
+        """The position of the first message of every table of the batch — the per-message
+        half's tables (of these kinds) included — so that the whole batch's DDL and inserts
+        come in the order the per-message path gives them."""
+        first = {key: table.rows[0] for key, table in self.tables.items()}
+        for key, kind in per_message.items():
+            first[key] = self.first_rest.get(_MESSAGE_TYPE.get(kind, ""), len(self.events))
+        return first
 
     def fits(self, schemas: set[str], catalog: Catalog) -> bool:
-        """Whether every table, column and value can load into the warehouse as it is."""
-        for (schema, name), table in self.tables.items():
-            columns = catalog.get((schema, name))
-            if schema not in schemas or columns is None:
-                return False
-            if not SYSTEM_COLUMNS[table.kind].keys() <= columns.keys():
-                return False
-            for column in table.present:
-                if column in LOAD_TIME_COLUMNS:
-                    continue
-                if column not in columns:
+        """Whether every value can load into the warehouse as the per-message path would load
+        it. Where a schema, table or column is new, the types it gets are decided here, from the
+        messages that hold its first values (see :meth:`_first_values`)."""
+        for key, table in self.tables.items():
+            columns = catalog.get(key, {}) if key[0] in schemas else {}
+            wanted = [c for c in table.present if c not in LOAD_TIME_COLUMNS]
+            if (
+                all(c in columns for c in wanted)
+                and SYSTEM_COLUMNS[table.kind].keys() <= columns.keys()
+            ):
+                table.inferred = {c: columns[c] for c in columns if c in table.present}
+            else:
+                inferred = self._first_values(key, table)
+                if inferred is None:
                     return False
-                if not _loads_as(table.columns[column], columns[column]):
+                table.inferred = inferred
+            for column in wanted:
+                type_ = columns.get(column) or table.inferred[column]
+                if not _loads_as(table.columns[column], type_):
                     return False
-        self.catalog = catalog
         return True
 
+    def _first_values(self, key: TableKey, table: _Table) -> dict[str, LogicalType] | None:
+        """The types of the table's columns as :meth:`mainstem.warehouse.batch.TableRows.add`
+        records them — each from its first non-null value, in the order they first appear —
+        by decoding only the messages where a column has its first value."""
+        types: dict[str, LogicalType] = dict(SYSTEM_COLUMNS[table.kind])
+        firsts: set[int] = set()
+        for column in table.present:
+            if column not in types:
+                valid = pc.indices_nonzero(pc.is_valid(table.columns[column]))
+                firsts.add(valid[0].as_py())
+        for r in sorted(firsts):
+            message = msgspec.json.decode(self.events[table.rows[r]].body)
+            for row in message_rows(message):
+                if row.table != key[1] or row.kind != table.kind:
+                    continue
+                for name, value in row.values.items():
+                    if value is not None and name not in types:
+                        types[name] = infer(value)
+        return types if types.keys() == table.present else None
+
     def inferred(self) -> dict[TableKey, tuple[Kind, dict[str, LogicalType]]]:
-        """As :meth:`mainstem.warehouse.batch.Collected.inferred`, once :meth:`fits` said yes:
-        every column the rows use, with the type the warehouse has."""
-        return {
-            key: (t.kind, {c: self.catalog[key][c] for c in self.catalog[key] if c in t.present})
-            for key, t in self.tables.items()
-        }
+        """As :meth:`mainstem.warehouse.batch.Collected.inferred`, once :meth:`fits` said yes."""
+        return {key: (t.kind, t.inferred) for key, t in self.tables.items()}
 
     def windows(self) -> dict[TableKey, tuple[str, str]]:
         return {key: t.window for key, t in self.tables.items() if t.window is not None}
@@ -381,8 +423,12 @@ def parse(events: Sequence[EventRow], allow_nul: bool = True) -> Columnar | None
     kinds = kinds_column.to_pylist()
     rows = [i for i, kind in enumerate(kinds) if kind in COLUMNAR_KINDS]
     rest = [events[i] for i, kind in enumerate(kinds) if kind not in COLUMNAR_KINDS]
+    first_rest: dict[str, int] = {}
+    for i, kind in enumerate(kinds):
+        if kind not in COLUMNAR_KINDS and kind not in first_rest:
+            first_rest[kind] = i
     if not rows:
-        return Columnar({}, rest)
+        return Columnar({}, rest, events, first_rest)
     ids = _column(table, "messageId").take(rows)
     if (
         not pa.types.is_string(ids.type)
@@ -456,7 +502,7 @@ def parse(events: Sequence[EventRow], allow_nul: bool = True) -> Columnar | None
             group.window = (low.as_py(), high.as_py())
         if group.kind in ("pages", "screens") and not _skip_repeats(group, properties):
             return None
-    return Columnar(groups, rest)
+    return Columnar(groups, rest, events, first_rest)
 
 
 def _group(groups: dict[TableKey, _Table], key: TableKey, kind: Kind) -> _Table:

@@ -118,17 +118,34 @@ class Split:
             schemas.update(schema for schema, _ in self.fast.tables)
         return sorted(schemas)
 
-    def settle(self, schemas: set[str], catalog: Catalog) -> None:
-        """Give the whole batch to the per-message path if the columnar one cannot load its
-        part into this catalog as it is (a new column is decided per message)."""
+    def plan(self, schemas: set[str], catalog: Catalog, max_columns: int = MAX_COLUMNS) -> Plan:
+        """The batch's DDL against this catalog. The whole batch goes to the per-message path
+        if the columnar one cannot load its part exactly, or a table of that part is full
+        (``too_many_columns`` is decided per message)."""
         if self.fast is not None and not self.fast.fits(schemas, catalog):
-            self.fast, self.collected = None, _collect(self.events)
+            self._per_message()
+        planned = plan(schemas, catalog, self.inferred(), max_columns)
+        if self.fast is not None and any(
+            (schema, table) in self.fast.tables for schema, table, _ in planned.overflow
+        ):
+            self._per_message()
+            planned = plan(schemas, catalog, self.inferred(), max_columns)
+        return planned
+
+    def _per_message(self) -> None:
+        self.fast, self.collected = None, _collect(self.events)
 
     def inferred(self) -> dict[TableKey, tuple[Kind, dict[str, LogicalType]]]:
         inferred = self.collected.inferred()
-        if self.fast is not None:
-            inferred.update(self.fast.inferred())
-        return inferred
+        if self.fast is None:
+            return inferred
+        inferred.update(self.fast.inferred())
+        first = self._first()
+        return dict(sorted(inferred.items(), key=lambda item: first[item[0]]))
+
+    def _first(self) -> dict[TableKey, int]:
+        assert self.fast is not None
+        return self.fast.order({key: t.kind for key, t in self.collected.tables.items()})
 
     def windows(self) -> dict[TableKey, tuple[str, str]]:
         windows = self.collected.windows()
@@ -142,6 +159,8 @@ class Split:
         prepared = batch.prepare(self.collected, planned, existing, loaded_at, self.allow_nul)
         if self.fast is not None:
             self.fast.prepare(planned, existing, loaded_at, prepared, self.collected.stamps)
+            first = self._first()
+            prepared.loads.sort(key=lambda load: (load.upsert, first[load.schema, load.table]))
         return prepared
 
 
@@ -335,9 +354,8 @@ class Loader:
             if split is None:
                 split = Split.of(events, self.dialect.allow_nul, columnar=self.columnar)
             existing_schemas, catalog = session.catalog(split.schemas())
-            split.settle(existing_schemas, catalog)
+            planned = split.plan(existing_schemas, catalog, self.max_columns)
             inferred = split.inferred()
-            planned = plan(existing_schemas, catalog, inferred, self.max_columns)
             for step in planned.steps:
                 self.checkpoint(f"ddl: {step.describe()}")
                 session.apply(step, load_id, now_text())
