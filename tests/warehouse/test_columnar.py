@@ -64,7 +64,7 @@ def _objects(
 
 @st.composite
 def _message(draw: st.DrawFn, i: int, kinds: dict[str, int] | None) -> dict[str, Any]:
-    kind = draw(st.sampled_from(["track", "track", "page", "screen", "alias", "identify"]))
+    kind = draw(st.sampled_from(["track", "track", "page", "screen", "alias", "identify", "group"]))
     msg: dict[str, Any] = {
         "type": kind,
         "messageId": f"m{i}",
@@ -85,6 +85,8 @@ def _message(draw: st.DrawFn, i: int, kinds: dict[str, int] | None) -> dict[str,
     elif kind == "alias":
         msg["previousId"] = "p1"
     else:
+        if kind == "group":
+            msg["groupId"] = draw(st.sampled_from(["g1", "g2"]))
         msg["traits"] = draw(_objects(kinds))
     return msg
 

@@ -9,7 +9,7 @@ are skipped here — a reloaded event has the same id *and* the same ``received_
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -77,8 +77,13 @@ class Collected:
         return {key: t.window for key, t in self.tables.items() if t.window is not None}
 
 
-def collect(messages: Iterable[tuple[str, Mapping[str, Any]]]) -> Collected:
-    """Group the rows of ``(source_id, message)`` pairs by (schema, table), in load order."""
+def collect(
+    messages: Iterable[tuple[str, Mapping[str, Any]]],
+    make: Callable[[Mapping[str, Any]], list[Row]] = rows,
+) -> Collected:
+    """Group the rows of ``(source_id, message)`` pairs by (schema, table), in load order.
+    ``make`` gives a message's rows: :func:`~mainstem.warehouse.rows.rows`, or
+    :func:`~mainstem.warehouse.rows.patches` for the ``users``/``accounts`` patches alone."""
     result = Collected()
     tables = result.tables
     stamps = result.stamps
@@ -89,7 +94,7 @@ def collect(messages: Iterable[tuple[str, Mapping[str, Any]]]) -> Collected:
         if schema is None:
             schema = schemas[source_id] = naming.schema(source_id)
         try:
-            made = rows(msg)
+            made = make(msg)
         except (ValueError, TypeError, AttributeError) as exc:
             result.unloadable.append((schema, str(exc), msg))
             continue
@@ -152,6 +157,7 @@ def prepare(
     existing: Mapping[TableKey, set[str]],
     loaded_at: str,
     allow_nul: bool = True,
+    fresh: Mapping[str, set[str]] | None = None,
 ) -> Prepared:
     """Typed rows for every table of the batch.
 
@@ -161,11 +167,13 @@ def prepare(
         existing: ids each table already holds in the batch's ``received_at`` window.
         loaded_at: the load time, for ``uuid_ts`` and ``loaded_at``.
         allow_nul: whether the engine's text can hold U+0000 (PostgreSQL's cannot).
+        fresh: ``schema.identifies``/``schema.groups`` → ids of those loaded now by another
+            path (the columnar one); only they and this batch's own may patch users/accounts.
     """
     result = Prepared()
     stamps = collected.stamps
-    fresh: dict[str, set[str]] = {}
-    """schema → ids of identifies/groups loaded now: only they may patch users/accounts."""
+    loaded: dict[str, set[str]] = {key: set(ids) for key, ids in (fresh or {}).items()}
+    """schema.kind → ids of identifies/groups loaded now: only they may patch users/accounts."""
     for key, table in collected.tables.items():
         if table.kind in UPSERTED:
             continue
@@ -180,7 +188,7 @@ def prepare(
             seen.add(message_id)
             kept.append(row)
         if table.kind in ("identifies", "groups"):
-            fresh.setdefault(f"{schema}.{table.kind}", set()).update(
+            loaded.setdefault(f"{schema}.{table.kind}", set()).update(
                 str(row.values.get("id")) for row in kept
             )
         if kept:
@@ -193,7 +201,7 @@ def prepare(
             continue
         schema, name = key
         source = "identifies" if table.kind == "users" else "groups"
-        allowed = fresh.get(f"{schema}.{source}", set())
+        allowed = loaded.get(f"{schema}.{source}", set())
         result.loads.extend(
             _patches(schema, name, table.rows, allowed, plan, result, loaded_at, allow_nul)
         )

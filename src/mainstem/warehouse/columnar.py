@@ -44,8 +44,10 @@ from mainstem.warehouse.rows import rows as message_rows
 from mainstem.warehouse.schema import Catalog, Plan
 from mainstem.warehouse.types import MISFIT, LogicalType, infer
 
-COLUMNAR_KINDS: Final = frozenset({"track", "page", "screen", "alias"})
-"""Message types this path loads; the others go the per-message way."""
+COLUMNAR_KINDS: Final = frozenset({"track", "page", "screen", "alias", "identify", "group"})
+"""Message types this path loads (a batch with any other goes the per-message way)."""
+PATCHING_KINDS: Final = frozenset({"identify", "group"})
+"""Message types whose ``users``/``accounts`` patches are decided per message."""
 
 pc: Any = pyarrow.compute
 pj: Any = pyarrow.json
@@ -75,7 +77,13 @@ _COMMON: Final = (
     ("original_timestamp", "originalTimestamp"),
 )
 """System columns every event table has, and the message field each comes from."""
-_TABLE_KIND: Final[dict[str, Kind]] = {"page": "pages", "screen": "screens", "alias": "aliases"}
+_TABLE_KIND: Final[dict[str, Kind]] = {
+    "page": "pages",
+    "screen": "screens",
+    "alias": "aliases",
+    "identify": "identifies",
+    "group": "groups",
+}
 _MESSAGE_TYPE: Final[dict[Kind, str]] = {
     "identifies": "identify",
     "users": "identify",
@@ -144,18 +152,20 @@ def read(data: bytes) -> Any | None:
     return table.combine_chunks()
 
 
-def _leaves(array: Values, prefix: str, out: dict[str, Values]) -> bool:
+def _leaves(array: Values, prefix: str, out: dict[str, Values], taken: set[str]) -> bool:
     """Flatten a struct column as :func:`mainstem.warehouse.flatten.flatten` flattens its
     objects: ``flat name → values`` (a parent's null is every child's null). False when a name is
-    empty or taken twice — the per-message path reports those values as lost."""
+    empty or taken twice — the per-message path reports those values as lost. An object's own
+    name counts as taken: where it is ``null`` it is a value of that name."""
     for f, child in zip(array.type, array.flatten(), strict=True):
         name = join(prefix, f.name)
+        if not name or name in taken:
+            return False
+        taken.add(name)
         if pa.types.is_struct(f.type):
-            if not _leaves(child, name, out):
+            if not _leaves(child, name, out, taken):
                 return False
             continue
-        if not name or name in out:
-            return False
         out[name] = child
     return True
 
@@ -185,8 +195,9 @@ class Columnar:
     tables: dict[TableKey, _Table]
     rest: list[EventRow]
     events: Sequence[EventRow] = ()
-    first_rest: dict[str, int] = field(default_factory=dict)
-    """Message type → the position of its first message, for those of the per-message half."""
+    first_rest: dict[tuple[str, str], int] = field(default_factory=dict)
+    """(schema, message type) → the position of its first message, for the types whose
+    patches go per message."""
 
     def order(self, per_message: Mapping[TableKey, Kind]) -> dict[TableKey, int]:
         """The position of the first message of every table of the batch — the per-message
@@ -194,7 +205,9 @@ class Columnar:
         come in the order the per-message path gives them."""
         first = {key: table.rows[0] for key, table in self.tables.items()}
         for key, kind in per_message.items():
-            first[key] = self.first_rest.get(_MESSAGE_TYPE.get(kind, ""), len(self.events))
+            first[key] = self.first_rest.get(
+                (key[0], _MESSAGE_TYPE.get(kind, "")), len(self.events)
+            )
         return first
 
     def fits(self, schemas: set[str], catalog: Catalog) -> bool:
@@ -254,9 +267,11 @@ class Columnar:
         loaded_at: str,
         result: Prepared,
         stamps: Stamps,
-    ) -> None:
+    ) -> dict[str, set[str]]:
         """Add the typed columns and discards of every table to ``result``, as
-        :func:`mainstem.warehouse.batch.prepare` does."""
+        :func:`mainstem.warehouse.batch.prepare` does; returns the ids of the identifies and
+        groups loaded (``schema.kind`` → ids), which alone may patch users and accounts."""
+        fresh: dict[str, set[str]] = {}
         for key, table in self.tables.items():
             schema, name = key
             types = plan.columns[key]
@@ -270,6 +285,9 @@ class Columnar:
                 result.duplicates += len(ids) - kept
                 if kept == 0:
                     continue
+            if table.kind in ("identifies", "groups"):
+                loaded = ids if keep is None else ids.filter(keep)
+                fresh.setdefault(f"{schema}.{table.kind}", set()).update(loaded.to_pylist())
             data: list[Any] = []
             for column in names:
                 values = table.columns[column]
@@ -297,6 +315,7 @@ class Columnar:
                 )
             )
             result.rows += count
+        return fresh
 
 
 def _report(
@@ -421,19 +440,15 @@ def parse(events: Sequence[EventRow], allow_nul: bool = True) -> Columnar | None
     if not pa.types.is_string(kinds_column.type):
         return None
     kinds = kinds_column.to_pylist()
-    rows = [i for i, kind in enumerate(kinds) if kind in COLUMNAR_KINDS]
-    rest = [events[i] for i, kind in enumerate(kinds) if kind not in COLUMNAR_KINDS]
-    first_rest: dict[str, int] = {}
-    for i, kind in enumerate(kinds):
-        if kind not in COLUMNAR_KINDS and kind not in first_rest:
-            first_rest[kind] = i
-    if not rows:
-        return Columnar({}, rest, events, first_rest)
-    ids = _column(table, "messageId").take(rows)
+    if not COLUMNAR_KINDS.issuperset(kinds):
+        return None  # the per-message path reports a message it cannot load
+    rest = [events[i] for i, kind in enumerate(kinds) if kind in PATCHING_KINDS]
+    first_rest: dict[tuple[str, str], int] = {}
+    ids = _column(table, "messageId")
     if (
         not pa.types.is_string(ids.type)
         or ids.null_count
-        or pc.count_distinct(ids).as_py() != len(rows)
+        or pc.count_distinct(ids).as_py() != len(ids)
     ):
         return None
     events_column = _column(table, "event")
@@ -443,7 +458,7 @@ def parse(events: Sequence[EventRow], allow_nul: bool = True) -> Columnar | None
     groups: dict[TableKey, _Table] = {}
     schemas: dict[str, str] = {}
     event_tables: list[str | None] = [None] * len(events)
-    for i in rows:
+    for i in range(len(events)):
         source = events[i].source_id
         schema = schemas.get(source)
         if schema is None:
@@ -459,13 +474,20 @@ def parse(events: Sequence[EventRow], allow_nul: bool = True) -> Columnar | None
         else:
             kind_ = _TABLE_KIND[kind]
             _group(groups, (schema, kind_), kind_).rows.append(i)
+            if kind in PATCHING_KINDS:
+                first_rest.setdefault((schema, kind), i)
     common = {column: _column(table, field_) for column, field_ in _COMMON}
     context: dict[str, Values] = {}
     properties: dict[str, Values] = {}
-    for field_, prefix, out in (("context", "context", context), ("properties", "", properties)):
+    traits: dict[str, Values] = {}
+    for field_, prefix, out in (
+        ("context", "context", context),
+        ("properties", "", properties),
+        ("traits", "", traits),
+    ):
         array = _column(table, field_)
         if pa.types.is_struct(array.type):
-            if not _leaves(array, prefix, out):
+            if not _leaves(array, prefix, out, set()):
                 return None
         elif not pa.types.is_null(array.type):
             return None  # not an object: the per-message path ignores it, but says nothing
@@ -481,8 +503,9 @@ def parse(events: Sequence[EventRow], allow_nul: bool = True) -> Columnar | None
     common["name"] = _column(table, "name")
     common["category"] = _column(table, "category")
     common["previous_id"] = _column(table, "previousId")
+    common["group_id"] = _column(table, "groupId")
     for group in groups.values():
-        columns = _sources(group.kind, common, context, properties)
+        columns = _sources(group.kind, common, context, properties, traits)
         if columns is None:
             return None
         take = pa.array(group.rows, pa.int64())
@@ -517,6 +540,7 @@ def _sources(
     batch: Mapping[str, Values],
     context: Mapping[str, Values],
     properties: Mapping[str, Values],
+    traits: Mapping[str, Values],
 ) -> dict[str, Values] | None:
     """Column → its values over the whole batch for a table of ``kind``, as ``rows.rows``
     names them; ``None`` when two land in one column."""
@@ -526,12 +550,14 @@ def _sources(
         if name in columns:
             return None
         columns[name] = values
-    if kind in ("event", "pages", "screens"):
-        for flat, values in properties.items():
-            name = rename(kind, flat)
-            if name in columns:
-                return None
-            columns[name] = values
+    own = properties if kind in ("event", "pages", "screens") else {}
+    if kind in ("identifies", "groups"):
+        own = traits
+    for flat, values in own.items():
+        name = rename(kind, flat)
+        if name in columns:
+            return None
+        columns[name] = values
     return columns
 
 

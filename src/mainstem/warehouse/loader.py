@@ -29,7 +29,7 @@ from mainstem.warehouse import batch, naming
 from mainstem.warehouse.batch import TableKey
 from mainstem.warehouse.columnar import Columnar, parse
 from mainstem.warehouse.dialects import Dialect, LoadRecord, Session
-from mainstem.warehouse.rows import UPSERTED, Kind
+from mainstem.warehouse.rows import UPSERTED, Kind, Row, patches, rows
 from mainstem.warehouse.schema import MAX_COLUMNS, Catalog, Plan, plan
 from mainstem.warehouse.types import LogicalType
 
@@ -88,10 +88,12 @@ def _decode(rows: list[EventRow]) -> tuple[list[tuple[str, Any]], list[tuple[str
     return good, bad
 
 
-def _collect(events: list[EventRow]) -> batch.Collected:
-    """The per-message path's view of ``events``."""
+def _collect(
+    events: list[EventRow], make: Callable[[Mapping[str, Any]], list[Row]] = rows
+) -> batch.Collected:
+    """The per-message path's view of ``events`` (``make``: see :func:`batch.collect`)."""
     messages, bad = _decode(events)
-    collected = batch.collect(messages)
+    collected = batch.collect(messages, make)
     collected.unloadable.extend(bad)
     return collected
 
@@ -109,7 +111,9 @@ class Split:
     @classmethod
     def of(cls, events: list[EventRow], allow_nul: bool, *, columnar: bool = True) -> Split:
         fast = parse(events, allow_nul) if columnar else None
-        return cls(events, allow_nul, fast, _collect(events if fast is None else fast.rest))
+        if fast is None:
+            return cls(events, allow_nul, fast, _collect(events))
+        return cls(events, allow_nul, fast, _collect(fast.rest, patches))
 
     def schemas(self) -> list[str]:
         """The schemas the batch loads into, for the catalog query."""
@@ -141,7 +145,9 @@ class Split:
             return inferred
         inferred.update(self.fast.inferred())
         first = self._first()
-        return dict(sorted(inferred.items(), key=lambda item: first[item[0]]))
+        return dict(
+            sorted(inferred.items(), key=lambda item: (first[item[0]], item[1][0] in UPSERTED))
+        )
 
     def _first(self) -> dict[TableKey, int]:
         assert self.fast is not None
@@ -156,11 +162,19 @@ class Split:
     def prepare(
         self, planned: Plan, existing: Mapping[TableKey, set[str]], loaded_at: str
     ) -> batch.Prepared:
-        prepared = batch.prepare(self.collected, planned, existing, loaded_at, self.allow_nul)
-        if self.fast is not None:
-            self.fast.prepare(planned, existing, loaded_at, prepared, self.collected.stamps)
-            first = self._first()
-            prepared.loads.sort(key=lambda load: (load.upsert, first[load.schema, load.table]))
+        if self.fast is None:
+            return batch.prepare(self.collected, planned, existing, loaded_at, self.allow_nul)
+        prepared = batch.Prepared()
+        fresh = self.fast.prepare(planned, existing, loaded_at, prepared, self.collected.stamps)
+        patches = batch.prepare(
+            self.collected, planned, existing, loaded_at, self.allow_nul, fresh=fresh
+        )
+        prepared.loads.extend(patches.loads)
+        prepared.discards.extend(patches.discards)
+        prepared.rows += patches.rows
+        prepared.duplicates += patches.duplicates
+        first = self._first()
+        prepared.loads.sort(key=lambda load: (load.upsert, first[load.schema, load.table]))
         return prepared
 
 

@@ -161,18 +161,7 @@ def rows(msg: Mapping[str, Any]) -> list[Row]:
     if kind == "identify":
         row = Row("identifies", "identifies", common, lost)
         _add_user_values(row, msg.get("traits"), "traits")
-        result = [row]
-        user_id = msg.get("userId")
-        if user_id is not None:
-            user = Row(
-                "users",
-                "users",
-                {"id": user_id, "received_at": common["received_at"]},
-                message_id=common["id"],
-            )
-            _add_user_values(user, msg.get("traits"), "traits")
-            result.append(user)
-        return result
+        return [row, *patches(msg)]
     if kind in ("page", "screen"):
         table = "pages" if kind == "page" else "screens"
         top = {key: msg[key] for key in ("name", "category") if key in msg}
@@ -184,14 +173,7 @@ def rows(msg: Mapping[str, Any]) -> list[Row]:
         common["group_id"] = msg.get("groupId")
         row = Row("groups", "groups", common, lost)
         _add_user_values(row, msg.get("traits"), "traits")
-        account = Row(
-            "accounts",
-            "accounts",
-            {"id": msg.get("groupId"), "received_at": common["received_at"]},
-            message_id=common["id"],
-        )
-        _add_user_values(account, msg.get("traits"), "traits")
-        return [row, account]
+        return [row, *patches(msg)]
     if kind == "alias":
         common["previous_id"] = msg.get("previousId")
         return [Row("aliases", "aliases", common, lost)]
@@ -199,3 +181,25 @@ def rows(msg: Mapping[str, Any]) -> list[Row]:
         f"message {msg.get('messageId')!r} has type {kind!r}; the warehouse loads track, "
         "identify, page, screen, group and alias"
     )
+
+
+def patches(msg: Mapping[str, Any]) -> list[Row]:
+    """The ``users`` patch of an identify with a ``userId``, the ``accounts`` patch of a group:
+    the part of :func:`rows` that is upserted."""
+    kind = msg.get("type")
+    if kind == "identify":
+        key = msg.get("userId")
+        if key is None:
+            return []
+        patch = Row("users", "users", {"id": key, "received_at": msg.get("receivedAt")})
+    elif kind == "group":
+        patch = Row(
+            "accounts",
+            "accounts",
+            {"id": msg.get("groupId"), "received_at": msg.get("receivedAt")},
+        )
+    else:
+        return []
+    patch.message_id = msg.get("messageId")
+    _add_user_values(patch, msg.get("traits"), "traits")
+    return [patch]
