@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -20,6 +21,7 @@ import duckdb
 import pyarrow as pa
 
 from mainstem.errors import RetryLater
+from mainstem.warehouse.batch import TableLoad
 from mainstem.warehouse.columnar import ARROW_TYPES
 from mainstem.warehouse.dialects.common import SqlSession, qualified, quote
 from mainstem.warehouse.schema import AddColumns
@@ -100,20 +102,50 @@ class DuckDBSession(SqlSession):
     ) -> None:
         if not data or not data[0]:
             return
+        cols = ", ".join(quote(c) for c in columns)
+        with self._staged(columns, types, data) as picks:
+            self.conn.execute(f"INSERT INTO {target} ({cols}) SELECT {picks} FROM {_STAGE}")
+
+    def upsert(self, load: TableLoad) -> None:
+        """One ``MERGE`` straight from the Arrow arrays (the shared upsert stages them in a
+        temporary table and runs four statements more)."""
+        if not load.data or not load.data[0]:
+            return
+        target = qualified(load.schema, load.table)
+        names = [quote(c) for c in load.columns]
+        sets = ", ".join(
+            f"{n} = s.{n}" for c, n in zip(load.columns, names, strict=True) if c != "id"
+        )
+        with self._staged(load.columns, load.types, load.data) as picks:
+            self.conn.execute(
+                f"MERGE INTO {target} AS t USING (SELECT {picks} FROM {_STAGE}) AS s "
+                f"ON t.id = s.id WHEN MATCHED THEN UPDATE SET {sets} "
+                f"WHEN NOT MATCHED THEN INSERT ({', '.join(names)}) "
+                f"VALUES ({', '.join(f's.{n}' for n in names)})"
+            )
+
+    @contextmanager
+    def _staged(
+        self,
+        columns: Sequence[str],
+        types: Sequence[LogicalType],
+        data: Sequence[Sequence[Any]],
+    ) -> Iterator[str]:
+        """Register the columns as an Arrow table for one statement; yields the select list
+        that reads them back as the named, typed columns."""
         names = [f"c{i}" for i in range(len(columns))]
         batch = pa.table(
             [_arrow(values, ARROW_TYPES[type_]) for values, type_ in zip(data, types, strict=True)],
             names=names,
         )
         picks = ", ".join(
-            f"CAST({name} AS TIMESTAMP)" if type_ == "timestamp" else name
-            for name, type_ in zip(names, types, strict=True)
+            f"{f'CAST({name} AS TIMESTAMP)' if type_ == 'timestamp' else name} AS {quote(column)}"
+            for name, type_, column in zip(names, types, columns, strict=True)
         )
-        cols = ", ".join(quote(c) for c in columns)
         conn = self.conn
         conn.register(_STAGE, batch)
         try:
-            conn.execute(f"INSERT INTO {target} ({cols}) SELECT {picks} FROM {_STAGE}")
+            yield picks
         finally:
             conn.unregister(_STAGE)
 
