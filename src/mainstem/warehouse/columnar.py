@@ -48,6 +48,7 @@ COLUMNAR_KINDS: Final = frozenset({"track", "page", "screen", "alias", "identify
 """Message types this path loads (a batch with any other goes the per-message way)."""
 PATCHING_KINDS: Final = frozenset({"identify", "group"})
 """Message types whose ``users``/``accounts`` patches are decided per message."""
+_PATCHING: Final = pa.array(sorted(PATCHING_KINDS), pa.string())
 
 pc: Any = pyarrow.compute
 pj: Any = pyarrow.json
@@ -439,14 +440,11 @@ def parse(events: Sequence[EventRow], allow_nul: bool = True) -> Columnar | None
     table = read(data)
     if table is None or table.num_rows != len(events) or "type" not in table.column_names:
         return None
-    kinds_column = _column(table, "type")
-    if not pa.types.is_string(kinds_column.type):
-        return None
-    kinds = kinds_column.to_pylist()
-    if not COLUMNAR_KINDS.issuperset(kinds):
+    kinds = _column(table, "type")
+    if not pa.types.is_string(kinds.type) or not COLUMNAR_KINDS.issuperset(
+        pc.unique(kinds).to_pylist()
+    ):
         return None  # the per-message path reports a message it cannot load
-    rest = [events[i] for i, kind in enumerate(kinds) if kind in PATCHING_KINDS]
-    first_rest: dict[tuple[str, str], int] = {}
     ids = _column(table, "messageId")
     if (
         not pa.types.is_string(ids.type)
@@ -454,31 +452,17 @@ def parse(events: Sequence[EventRow], allow_nul: bool = True) -> Columnar | None
         or pc.count_distinct(ids).as_py() != len(ids)
     ):
         return None
-    events_column = _column(table, "event")
-    if "track" in kinds and not pa.types.is_string(events_column.type):
+    event_texts = _column(table, "event")
+    tracks = pc.equal(kinds, "track")
+    if pc.any(tracks).as_py() and (
+        not pa.types.is_string(event_texts.type)
+        or pc.any(pc.and_(tracks, pc.is_null(event_texts))).as_py()
+    ):
         return None
-    names = events_column.to_pylist() if pa.types.is_string(events_column.type) else []
-    groups: dict[TableKey, _Table] = {}
-    schemas: dict[str, str] = {}
-    event_tables: list[str | None] = [None] * len(events)
-    for i in range(len(events)):
-        source = events[i].source_id
-        schema = schemas.get(source)
-        if schema is None:
-            schema = schemas[source] = naming.schema(source)
-        kind = kinds[i]
-        if kind == "track":
-            event = names[i]
-            if event is None:
-                return None
-            event_table = event_tables[i] = naming.event_table(event)
-            _group(groups, (schema, "tracks"), "tracks").rows.append(i)
-            _group(groups, (schema, event_table), "event").rows.append(i)
-        else:
-            kind_ = _TABLE_KIND[kind]
-            _group(groups, (schema, kind_), kind_).rows.append(i)
-            if kind in PATCHING_KINDS:
-                first_rest.setdefault((schema, kind), i)
+    if not pa.types.is_string(event_texts.type):
+        event_texts = pa.nulls(len(events), pa.string())
+    groups, first_rest = _tables(events, kinds, event_texts)
+    rest = [events[i] for i in pc.indices_nonzero(pc.is_in(kinds, _PATCHING)).to_pylist()]
     common = {column: _column(table, field_) for column, field_ in _COMMON}
     context: dict[str, Values] = {}
     properties: dict[str, Values] = {}
@@ -501,8 +485,8 @@ def parse(events: Sequence[EventRow], allow_nul: bool = True) -> Columnar | None
         if pa.types.is_string(common[column].type)
     }
     received = stamped.get("received_at", (pa.nulls(table.num_rows, pa.string()), None))[0]
-    common["event"] = pa.array(event_tables, pa.string())
-    common["event_text"] = events_column
+    common["event"] = _event_tables(event_texts)
+    common["event_text"] = event_texts
     common["name"] = _column(table, "name")
     common["category"] = _column(table, "category")
     common["previous_id"] = _column(table, "previousId")
@@ -529,6 +513,50 @@ def parse(events: Sequence[EventRow], allow_nul: bool = True) -> Columnar | None
         if group.kind in ("pages", "screens") and not _skip_repeats(group, properties):
             return None
     return Columnar(groups, rest, events, first_rest)
+
+
+def _tables(
+    events: Sequence[EventRow], kinds: Values, event_texts: Values
+) -> tuple[dict[TableKey, _Table], dict[tuple[str, str], int]]:
+    """The tables of the batch with their rows, in the order of their first message (a track's
+    ``tracks`` row before its event's), and where each (schema, identify/group) first comes."""
+    sources = pa.array([event.source_id for event in events], pa.string())
+    rows = pa.array(range(len(events)), pa.int64())
+    keyed = pa.table({"s": sources, "k": kinds, "e": event_texts, "i": rows})
+    combos: Any = keyed.group_by(["s", "k", "e"], use_threads=False).aggregate([("i", "list")])
+    found = sorted(
+        zip(
+            combos["s"].to_pylist(),
+            combos["k"].to_pylist(),
+            combos["e"].to_pylist(),
+            combos["i_list"].to_pylist(),
+            strict=True,
+        ),
+        key=lambda combo: combo[3][0],
+    )
+    groups: dict[TableKey, _Table] = {}
+    first_rest: dict[tuple[str, str], int] = {}
+    for source, kind, event, indices in found:
+        schema = naming.schema(source)
+        if kind == "track":
+            _group(groups, (schema, "tracks"), "tracks").rows.extend(indices)
+            _group(groups, (schema, naming.event_table(event)), "event").rows.extend(indices)
+            continue
+        _group(groups, (schema, _TABLE_KIND[kind]), _TABLE_KIND[kind]).rows.extend(indices)
+        if kind in PATCHING_KINDS:
+            first_rest.setdefault((schema, kind), indices[0])
+    for group in groups.values():
+        group.rows.sort()
+    return groups, first_rest
+
+
+def _event_tables(event_texts: Values) -> Values:
+    """Each track's event table name (``naming.event_table``), once per distinct event."""
+    encoded = pc.dictionary_encode(event_texts)
+    names = [None if e is None else naming.event_table(e) for e in encoded.dictionary.to_pylist()]
+    return pa.DictionaryArray.from_arrays(encoded.indices, pa.array(names, pa.string())).cast(
+        pa.string()
+    )
 
 
 def _group(groups: dict[TableKey, _Table], key: TableKey, kind: Kind) -> _Table:
