@@ -258,8 +258,13 @@ class Loader:
         finally:
             session.close()
 
-    def _next(self, session: Session, ahead: _Ahead | None = None) -> LoadResult:
-        position = session.position(self.stream)
+    def _next(
+        self, session: Session, ahead: _Ahead | None = None, position: int | None = None
+    ) -> LoadResult:
+        """Load the batch after ``position`` (default: the committed one, read from the
+        warehouse; the load checks it again in its transaction either way)."""
+        if position is None:
+            position = session.position(self.stream)
         self.position = position
         with _collection_paused():
             taken = ahead.take(position) if ahead is not None else None
@@ -294,8 +299,10 @@ class Loader:
                 try:
                     session.bootstrap()
                     opened = time.monotonic()
+                    position = None
                     while True:
-                        result = self._next(session, ahead)
+                        result = self._next(session, ahead, position)
+                        position = result.last_seq  # this session's own commit
                         total += result.events
                         done = stop is not None and stop.is_set()
                         if result.events < self.batch_events or done:
