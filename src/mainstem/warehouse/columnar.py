@@ -39,7 +39,7 @@ from mainstem.warehouse import naming
 from mainstem.warehouse.batch import Prepared, TableKey, TableLoad, discard
 from mainstem.warehouse.columns import Stamps
 from mainstem.warehouse.flatten import join
-from mainstem.warehouse.rows import LOAD_TIME_COLUMNS, SYSTEM_COLUMNS, Kind, rename
+from mainstem.warehouse.rows import LOAD_TIME_COLUMNS, SYSTEM_COLUMNS, UPSERTED, Kind, rename
 from mainstem.warehouse.rows import rows as message_rows
 from mainstem.warehouse.schema import Catalog, Plan
 from mainstem.warehouse.types import MISFIT, LogicalType, infer
@@ -185,6 +185,8 @@ class _Table:
     window: tuple[str, str] | None = None
     received: Values | None = None
     """``receivedAt`` as sent, for the discards."""
+    messages: Values | None = None
+    """The message ids of the rows (a users/accounts row: of its identify/group)."""
     inferred: dict[str, LogicalType] = field(default_factory=dict)
     """Column → type, once :meth:`Columnar.fits` has decided."""
     stamped: dict[str, tuple[Values, Values]] = field(default_factory=dict)
@@ -277,6 +279,8 @@ class Columnar:
         groups loaded (``schema.kind`` → ids), which alone may patch users and accounts."""
         fresh: dict[str, set[str]] = {}
         for key, table in self.tables.items():
+            if table.kind in UPSERTED:
+                continue
             schema, name = key
             types = plan.columns[key]
             names = [c for c in types if c in table.present and c not in LOAD_TIME_COLUMNS]
@@ -292,34 +296,114 @@ class Columnar:
             if table.kind in ("identifies", "groups"):
                 loaded = ids if keep is None else ids.filter(keep)
                 fresh.setdefault(f"{schema}.{table.kind}", set()).update(loaded.to_pylist())
-            data: list[Any] = []
-            for column in names:
-                values = table.columns[column]
-                if keep is not None:
-                    values = values.filter(keep)
-                if types[column] == "timestamp" and column in table.stamped:
-                    cells, bad = table.stamped[column]
-                    if keep is not None:
-                        cells, bad = cells.filter(keep), bad.filter(keep)
-                    misfits = _misfits(values, bad)
-                else:
-                    cells, misfits = _typed(values, types[column], stamps)
-                if misfits:
-                    _report(result, schema, name, column, types[column], table, keep, misfits)
-                data.append(cells)
+            data = _columns(key, table, names, types, keep, stamps, result)
             count = len(data[0])
-            stamped: Values = pa.array([loaded_at] * count, pa.string())
             result.loads.append(
                 TableLoad(
                     schema,
                     name,
                     [*names, *LOAD_TIME_COLUMNS],
-                    [*data, *[stamped] * len(LOAD_TIME_COLUMNS)],
+                    [*data, *_stamped_now(loaded_at, count)],
                     [*(types[c] for c in names), *_STAMPED],
                 )
             )
             result.rows += count
+        for key, table in self.tables.items():
+            if table.kind in UPSERTED:
+                _merge(key, table, plan.columns[key], fresh, loaded_at, stamps, result)
         return fresh
+
+
+def _columns(
+    key: TableKey,
+    table: _Table,
+    names: Sequence[str],
+    types: Mapping[str, LogicalType],
+    keep: Values | None,
+    stamps: Stamps,
+    result: Prepared,
+) -> list[Values]:
+    """The table's kept rows, typed column by column; misfits to the discards."""
+    data: list[Values] = []
+    for column in names:
+        values = table.columns[column]
+        if keep is not None:
+            values = values.filter(keep)
+        if types[column] == "timestamp" and column in table.stamped:
+            cells, bad = table.stamped[column]
+            if keep is not None:
+                cells, bad = cells.filter(keep), bad.filter(keep)
+            misfits = _misfits(values, bad)
+        else:
+            cells, misfits = _typed(values, types[column], stamps)
+        if misfits:
+            _report(result, key[0], key[1], column, types[column], table, keep, misfits)
+        data.append(cells)
+    return data
+
+
+def _stamped_now(loaded_at: str, count: int) -> list[Values]:
+    """The load-time columns of ``count`` rows."""
+    return [pa.array([loaded_at] * count, pa.string())] * len(LOAD_TIME_COLUMNS)
+
+
+def _merge(
+    key: TableKey,
+    table: _Table,
+    types: Mapping[str, LogicalType],
+    fresh: Mapping[str, set[str]],
+    loaded_at: str,
+    stamps: Stamps,
+    result: Prepared,
+) -> None:
+    """``users``/``accounts`` as ``batch._patches`` makes them: only the patches of the
+    identifies/groups loaded now, merged per id in load order (a later value wins; as no patch
+    holds an explicit ``null`` here, a null is a missing key, which keeps the value), then one
+    upsert per distinct set of columns."""
+    schema, name = key
+    source = "identifies" if table.kind == "users" else "groups"
+    allowed = pa.array(sorted(fresh.get(f"{schema}.{source}", set())), pa.string())
+    keep = pc.is_in(table.messages, value_set=allowed)
+    names = [c for c in types if c in table.present and c not in LOAD_TIME_COLUMNS]
+    data = _columns(key, table, names, types, keep, stamps, result)
+    if not len(data[0]):
+        return
+    at = names.index("id")
+    last = pc.ScalarAggregateOptions(skip_nulls=True)
+    count = len(data[0])
+    merged = (
+        pa.table(
+            [*data, pa.array(range(count), pa.int64())],
+            names=[*(f"c{i}" for i in range(len(names))), "row"],
+        )
+        .group_by(f"c{at}", use_threads=False)
+        .aggregate(
+            [("row", "min"), *((f"c{i}", "last", last) for i in range(len(names)) if i != at)]
+        )
+        .sort_by("row_min")  # the ids in the order of their first patch
+    )
+    columns = [
+        merged[f"c{i}" if i == at else f"c{i}_last"].combine_chunks() for i in range(len(names))
+    ]
+    shapes: dict[tuple[bool, ...], list[int]] = {}
+    present = zip(*(pc.is_valid(column).to_pylist() for column in columns), strict=True)
+    for r, shape in enumerate(present):
+        shapes.setdefault(shape, []).append(r)
+    for shape, rows in shapes.items():
+        picks = [i for i, there in enumerate(shape) if there]
+        take = pa.array(rows, pa.int64())
+        cells: list[Values] = [columns[i].take(take) for i in picks]
+        result.loads.append(
+            TableLoad(
+                schema,
+                name,
+                [*(names[i] for i in picks), *LOAD_TIME_COLUMNS],
+                [*cells, *_stamped_now(loaded_at, len(rows))],
+                [*(types[names[i]] for i in picks), *_STAMPED],
+                upsert=True,
+            )
+        )
+    result.rows += merged.num_rows
 
 
 def _report(
@@ -462,8 +546,13 @@ def parse(events: Sequence[EventRow], allow_nul: bool = True) -> Columnar | None
     if not pa.types.is_string(event_texts.type):
         event_texts = pa.nulls(len(events), pa.string())
     groups, first_rest = _tables(events, kinds, event_texts)
-    rest = [events[i] for i in pc.indices_nonzero(pc.is_in(kinds, _PATCHING)).to_pylist()]
     common = {column: _column(table, field_) for column, field_ in _COMMON}
+    common["group_id"] = _column(table, "groupId")
+    patching = pc.indices_nonzero(pc.is_in(kinds, _PATCHING)).to_pylist()
+    rest = [events[i] for i in patching]
+    if rest and _patches_in_columns(rest, common):
+        _add_patches(groups, common)
+        rest, first_rest = [], {}
     context: dict[str, Values] = {}
     properties: dict[str, Values] = {}
     traits: dict[str, Values] = {}
@@ -490,7 +579,6 @@ def parse(events: Sequence[EventRow], allow_nul: bool = True) -> Columnar | None
     common["name"] = _column(table, "name")
     common["category"] = _column(table, "category")
     common["previous_id"] = _column(table, "previousId")
-    common["group_id"] = _column(table, "groupId")
     for group in groups.values():
         columns = _sources(group.kind, common, context, properties, traits)
         if columns is None:
@@ -504,6 +592,7 @@ def parse(events: Sequence[EventRow], allow_nul: bool = True) -> Columnar | None
                 group.present.add(column)
         group.present.update(system)
         group.received = common["received_at"].take(take)
+        group.messages = common["id"].take(take)
         group.stamped = {
             c: (cells.take(take), bad.take(take)) for c, (cells, bad) in stamped.items()
         }
@@ -550,6 +639,40 @@ def _tables(
     return groups, first_rest
 
 
+def _patches_in_columns(messages: Sequence[EventRow], common: Mapping[str, Values]) -> bool:
+    """Whether the users/accounts patches of these identify and group messages can be merged
+    by column: a patch tells an explicit ``null`` (clear the trait) from a missing key (keep
+    it), which Arrow's columns do not — so only where no message holds a ``null`` at all; and
+    the user and group ids are text (others are skipped), every ``receivedAt`` is there."""
+    return (
+        not any(b":null" in message.body for message in messages)
+        and all(
+            pa.types.is_string(common[c].type) or pa.types.is_null(common[c].type)
+            for c in ("user_id", "group_id")
+        )
+        and pa.types.is_string(common["received_at"].type)
+    )
+
+
+def _add_patches(groups: dict[TableKey, _Table], common: Mapping[str, Values]) -> None:
+    """The ``users`` rows of the identifies with a user id, the ``accounts`` rows of the groups
+    with a group id, after their source table in the batch's order."""
+    for (schema, _), group in list(groups.items()):
+        if group.kind not in ("identifies", "groups"):
+            continue
+        kind: Kind = "users" if group.kind == "identifies" else "accounts"
+        key = common["user_id" if kind == "users" else "group_id"]
+        rows = [
+            r
+            for r, valid in zip(
+                group.rows, pc.is_valid(key.take(group.rows)).to_pylist(), strict=True
+            )
+            if valid
+        ]
+        if rows:
+            _group(groups, (schema, kind), kind).rows.extend(rows)
+
+
 def _event_tables(event_texts: Values) -> Values:
     """Each track's event table name (``naming.event_table``), once per distinct event."""
     encoded = pc.dictionary_encode(event_texts)
@@ -575,14 +698,18 @@ def _sources(
 ) -> dict[str, Values] | None:
     """Column → its values over the whole batch for a table of ``kind``, as ``rows.rows``
     names them; ``None`` when two land in one column."""
-    columns = {name: batch[name] for name in SYSTEM_COLUMNS[kind] if name in batch}
-    for flat, values in context.items():
+    if kind in UPSERTED:
+        key = batch["user_id" if kind == "users" else "group_id"]
+        columns = {"id": key, "received_at": batch["received_at"]}
+    else:
+        columns = {name: batch[name] for name in SYSTEM_COLUMNS[kind] if name in batch}
+    for flat, values in {} if kind in UPSERTED else context.items():
         name = rename(None, flat)
         if name in columns:
             return None
         columns[name] = values
     own = properties if kind in ("event", "pages", "screens") else {}
-    if kind in ("identifies", "groups"):
+    if kind in ("identifies", "groups", "users", "accounts"):
         own = traits
     for flat, values in own.items():
         name = rename(kind, flat)
