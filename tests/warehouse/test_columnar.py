@@ -261,3 +261,23 @@ def test_a_steady_batch_takes_the_columnar_path() -> None:
     assert split.fast is not None and not split.collected.tables
     got = split.prepare(planned, {}, "2024-06-01 00:00:00")
     assert _plain(got) == _plain(batch.prepare(collected, planned, {}, "2024-06-01 00:00:00"))
+
+
+def test_patches_go_per_message_where_a_null_or_a_missing_received_at_could_mean_a_clear() -> None:
+    encode = msgspec.json.Encoder().encode
+
+    def identify(i: int, **fields: Any) -> EventRow:
+        msg = {"type": "identify", "messageId": f"m{i}", "userId": "u1", **fields}
+        return EventRow(i, "web", 0, encode(msg))
+
+    stamp = "2024-05-01T09:59:59.123Z"
+    for events in (
+        [identify(1, receivedAt=stamp, traits={"plan": "pro"}), identify(2, traits={})],
+        [identify(1, receivedAt=stamp, traits={"plan": None})],
+    ):
+        split = Split.of(events, allow_nul=True)
+        planned = split.plan(set(), {})
+        assert split.fast is not None and ("web", "users") in split.collected.tables
+        got = split.prepare(planned, {}, "2024-06-01 00:00:00")
+        expected = batch.prepare(_per_message(events), planned, {}, "2024-06-01 00:00:00")
+        assert _plain(got) == _plain(expected)

@@ -550,7 +550,7 @@ def parse(events: Sequence[EventRow], allow_nul: bool = True) -> Columnar | None
     common["group_id"] = _column(table, "groupId")
     patching = pc.indices_nonzero(pc.is_in(kinds, _PATCHING)).to_pylist()
     rest = [events[i] for i in patching]
-    if rest and _patches_in_columns(rest, common):
+    if rest and _patches_in_columns(rest, patching, common):
         _add_patches(groups, common)
         rest, first_rest = [], {}
     context: dict[str, Values] = {}
@@ -639,18 +639,22 @@ def _tables(
     return groups, first_rest
 
 
-def _patches_in_columns(messages: Sequence[EventRow], common: Mapping[str, Values]) -> bool:
+def _patches_in_columns(
+    messages: Sequence[EventRow], rows: Sequence[int], common: Mapping[str, Values]
+) -> bool:
     """Whether the users/accounts patches of these identify and group messages can be merged
     by column: a patch tells an explicit ``null`` (clear the trait) from a missing key (keep
-    it), which Arrow's columns do not — so only where no message holds a ``null`` at all; and
+    it), which Arrow's columns do not — so only where no message holds ``null`` anywhere (as
+    text too: whatever the spacing of the JSON, a ``null`` value holds those bytes); and
     the user and group ids are text (others are skipped), every ``receivedAt`` is there."""
     return (
-        not any(b":null" in message.body for message in messages)
+        not any(b"null" in message.body for message in messages)
         and all(
             pa.types.is_string(common[c].type) or pa.types.is_null(common[c].type)
             for c in ("user_id", "group_id")
         )
         and pa.types.is_string(common["received_at"].type)
+        and common["received_at"].take(pa.array(rows, pa.int64())).null_count == 0
     )
 
 
