@@ -85,6 +85,7 @@ class SqlSession:
     """The shared half of a :class:`mainstem.warehouse.dialects.Session`."""
 
     PH: ClassVar[str] = "?"
+    SCHEMAS_SQL: ClassVar[str] = "SELECT schema_name FROM information_schema.schemata"
     TYPES: ClassVar[Mapping[str, str]]
     """Logical type → the engine's column type."""
 
@@ -160,22 +161,27 @@ class SqlSession:
         return int(rows[0][0]) if rows else 0
 
     def catalog(self, schemas: Sequence[str]) -> tuple[set[str], Catalog]:
-        _, found = self._fetch("SELECT schema_name FROM information_schema.schemata")
+        _, found = self._fetch(self.SCHEMAS_SQL)
         existing = {str(row[0]) for row in found}
         catalog: Catalog = {}
         wanted = [schema for schema in schemas if schema in existing]
         if not wanted:
             return existing, catalog
-        marks = ", ".join(self.PH for _ in wanted)
-        _, rows = self._fetch(
-            "SELECT table_schema, table_name, column_name, data_type "
-            f"FROM information_schema.columns WHERE table_schema IN ({marks}) "
-            "ORDER BY table_schema, table_name, ordinal_position",
-            wanted,
-        )
+        _, rows = self._fetch(*self._columns_query(wanted))
         for schema, table, column, db_type in rows:
             catalog.setdefault((schema, table), {})[column] = self._logical(str(db_type))
         return existing, catalog
+
+    def _columns_query(self, schemas: Sequence[str]) -> tuple[str, Sequence[Any]]:
+        """SQL and parameters for (schema, table, column, type) of every column of
+        ``schemas``, in each table's column order."""
+        marks = ", ".join(self.PH for _ in schemas)
+        return (
+            "SELECT table_schema, table_name, column_name, data_type "
+            f"FROM information_schema.columns WHERE table_schema IN ({marks}) "
+            "ORDER BY table_schema, table_name, ordinal_position",
+            schemas,
+        )
 
     def _ddl(self, step: Step) -> list[str]:
         if isinstance(step, CreateSchema):

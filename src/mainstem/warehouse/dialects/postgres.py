@@ -18,7 +18,7 @@ from mainstem.errors import RetryLater
 from mainstem.warehouse.columnar import ARROW_TYPES
 from mainstem.warehouse.dialects.common import SqlSession, qualified, quote
 from mainstem.warehouse.naming import fit_length
-from mainstem.warehouse.schema import Catalog, CreateTable, Step
+from mainstem.warehouse.schema import CreateTable, Step
 from mainstem.warehouse.types import LogicalType
 
 _LOCK = 0x6D61696E  # "main": one loader transaction at a time per warehouse database
@@ -53,6 +53,7 @@ def _csv(types: Sequence[LogicalType], data: Sequence[Sequence[Any]]) -> bytes:
 
 class PostgresSession(SqlSession):
     PH: ClassVar[str] = "%s"
+    SCHEMAS_SQL: ClassVar[str] = "SELECT nspname FROM pg_catalog.pg_namespace"
     TYPES: ClassVar[dict[str, str]] = {
         "timestamp": "timestamp",
         "integer": "bigint",
@@ -110,16 +111,10 @@ class PostgresSession(SqlSession):
     def _logical(self, db_type: str) -> LogicalType:
         return _LOGICAL.get(db_type.lower(), "varchar")
 
-    def catalog(self, schemas: Sequence[str]) -> tuple[set[str], Catalog]:
+    def _columns_query(self, schemas: Sequence[str]) -> tuple[str, Sequence[Any]]:
         """From ``pg_catalog``: the same answer as ``information_schema``, whose views cost
         several milliseconds a load here."""
-        _, found = self._fetch("SELECT nspname FROM pg_catalog.pg_namespace")
-        existing = {str(row[0]) for row in found}
-        catalog: Catalog = {}
-        wanted = [schema for schema in schemas if schema in existing]
-        if not wanted:
-            return existing, catalog
-        _, rows = self._fetch(
+        return (
             "SELECT n.nspname, c.relname, a.attname, format_type(a.atttypid, NULL) "
             "FROM pg_catalog.pg_attribute a "
             "JOIN pg_catalog.pg_class c ON c.oid = a.attrelid "
@@ -127,11 +122,8 @@ class PostgresSession(SqlSession):
             "WHERE n.nspname = ANY(%s) AND c.relkind IN ('r', 'p', 'v', 'm', 'f') "
             "AND a.attnum > 0 AND NOT a.attisdropped "
             "ORDER BY n.nspname, c.relname, a.attnum",
-            (wanted,),
+            (list(schemas),),
         )
-        for schema, table, column, db_type in rows:
-            catalog.setdefault((schema, table), {})[column] = self._logical(str(db_type))
-        return existing, catalog
 
     def _ddl(self, step: Step) -> list[str]:
         statements = super()._ddl(step)
