@@ -263,15 +263,14 @@ def main() -> None:
         "(other work on the machine slows the loader and the raw bulk insert alike; the "
         "ratio is the figure to compare between runs)",
         "- *loader*: `Loader.sync()` from the event store: read; parse, flatten, name and type "
-        "by column in Arrow (the columnar path: tracks, pages, screens, aliases) and by message "
-        "in Python (identifies and users, and whole batches the columnar path declines); plan "
-        "and run the DDL, duplicate check, bulk insert (DuckDB: Arrow arrays and one "
-        "`INSERT … SELECT` per table / PostgreSQL: `COPY FROM STDIN`, CSV written by Arrow for "
-        "the columnar path's tables), users upsert, history and position, one transaction per "
-        "batch, opening and closing the warehouse as it does in production",
-        "- batches the columnar path took when the warehouse already had every column: "
-        + "; ".join(f"{engine} {taken} of {total}" for engine, taken, total in paths)
-        + " (the first batch of a fresh warehouse creates its tables)",
+        "by column in Arrow (the columnar path; users merged by column too, as no identify here "
+        "holds a null), the next batch read and split on a second thread while this one loads; "
+        "plan and run the DDL, duplicate check, bulk insert (DuckDB: Arrow arrays, one "
+        "`INSERT … SELECT` per table and one `MERGE` for users / PostgreSQL: CSV that Arrow "
+        "writes, `COPY … (FORMAT csv)`, users staged and merged), history and position, one "
+        "transaction per batch, opening and closing the warehouse as it does in production",
+        "- batches the columnar path took in the phase-timing pass: "
+        + "; ".join(f"{engine} {taken} of {total}" for engine, taken, total in paths),
         "- *raw bulk*: the very same rows (the loader's own typed columns) inserted with the "
         "same bulk path, the fastest this code has for each engine, into empty tables made by "
         "the loader's own DDL (the same columns and indexes), one transaction per batch, on one "

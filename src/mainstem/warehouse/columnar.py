@@ -1,24 +1,29 @@
 """A micro-batch decided column by column in Arrow: the loader's fast path. Pure, no I/O.
 
 The rules are those of ``rows.py``, ``columns.py`` and ``types.py``; this module makes no new
-ones. It parses the stored JSON of a whole batch with Arrow's reader (C++, on every core),
-flattens ``context`` and ``properties`` once per *field* instead of once per value, names each
+ones. It parses the stored JSON of a whole batch with Arrow's reader (C++), flattens
+``context``, ``properties`` and ``traits`` once per *field* instead of once per value, names each
 field once, and types whole columns with Arrow compute. Python touches a value only where a rule
-needs it (a timestamp not in the gateway's form, a value that does not fit its column, an array).
+needs it (a timestamp not in the gateway's form, a value that does not fit its column, an array,
+the first value of a new column).
 
 It takes only what it can give exactly as the per-message path (``batch.py``) would, and hands
 the rest back; ``tests/warehouse/test_columnar.py`` compares the two on random batches.
 
-- **Per message**: identify and group messages, and any message of another type. A ``users`` or
-  ``accounts`` patch tells an explicit ``null`` from a missing key, which Arrow does not.
+- **New columns**: their types and order come from the per-message rules, run on just the
+  messages that hold each one's first value (:meth:`Columnar._first_values`).
+- **Per message**: the ``users``/``accounts`` patches of the batch's identifies and groups when
+  any of them holds ``null`` or lacks ``receivedAt`` — a patch tells an explicit ``null`` (clear
+  the trait) from a missing key (keep it), which Arrow does not. Otherwise they merge by column
+  (:func:`_merge`).
 - **Declined, whole batch** (:func:`parse` returns ``None``): JSON the reader cannot make one
-  table of (a field that is a number in one message and text in another), a message id that is
-  missing, not text or repeated, a track whose event is not text, a flattened name that is empty
-  or taken twice in a table, U+0000 where the engine refuses it.
-- **Declined once the catalog is known** (:meth:`Columnar.fits` is false): a schema, table or
-  column the warehouse does not have yet (a new column's type and place come from its first value
-  in message order, which the per-message path decides), or a value whose text Arrow does not
-  keep (``1`` and ``1.0`` are the same double: one cannot go to a text column).
+  table of (a field that is a number in one message and text in another), a message type it
+  does not know, a message id that is missing, not text or repeated, a track whose event is not
+  text, a flattened name that is empty or taken twice in a table, U+0000 where the engine
+  refuses it.
+- **Declined once the catalog is known** (:meth:`Columnar.fits` is false): a value whose text
+  Arrow does not keep (``1`` and ``1.0`` are the same double: one cannot go to a text column);
+  and (``loader.Split.plan``) a table past ``MAX_COLUMNS``.
 
 The loader then loads the whole batch the per-message way.
 """

@@ -53,7 +53,8 @@ class LoadResult:
     schema_changes: int = 0
     last_seq: int = 0
     columnar: bool = False
-    """Whether the columnar path loaded the batch's tracks, pages, screens and aliases."""
+    """Whether the columnar path loaded the batch (its users/accounts patches may still have
+    gone per message)."""
 
 
 def now_text() -> str:
