@@ -12,8 +12,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -45,10 +44,6 @@ _LOGICAL: dict[str, LogicalType] = {
 }
 
 
-_STAGE = "_mainstem_arrow"
-"""The name an Arrow batch is registered under for one ``INSERT … SELECT``."""
-
-
 def _arrow(values: Sequence[Any], type_: pa.DataType) -> pa.Array[Any]:
     """A column as an Arrow array: the columnar path's arrays as they are."""
     if isinstance(values, pa.Array):
@@ -60,6 +55,25 @@ _LOAD_THREADS = max(1, (os.cpu_count() or 2) - 1)
 """DuckDB's threads for a load: one core is left to the loader's thread that splits the next
 batch meanwhile (on two cores, a load took about a fifth less time this way than with DuckDB on
 both). Read-only sessions (`mainstem query`) keep DuckDB's default, every core."""
+
+
+def _staged(
+    columns: Sequence[str], types: Sequence[LogicalType], data: Sequence[Sequence[Any]]
+) -> tuple[pa.Table, str]:
+    """The columns as an Arrow table, and the select list that reads them back as the named,
+    typed columns. A statement reads the table through DuckDB's replacement scan of the
+    caller's local variable ``_mainstem_arrow`` — registering and unregistering a view per
+    table took as long as a small table's insert."""
+    names = [f"c{i}" for i in range(len(columns))]
+    batch = pa.table(
+        [_arrow(values, ARROW_TYPES[type_]) for values, type_ in zip(data, types, strict=True)],
+        names=names,
+    )
+    picks = ", ".join(
+        f"{f'CAST({name} AS TIMESTAMP)' if type_ == 'timestamp' else name} AS {quote(column)}"
+        for name, type_, column in zip(names, types, columns, strict=True)
+    )
+    return batch, picks
 
 
 class DuckDBSession(SqlSession):
@@ -103,8 +117,8 @@ class DuckDBSession(SqlSession):
         if not data or not data[0]:
             return
         cols = ", ".join(quote(c) for c in columns)
-        with self._staged(columns, types, data) as picks:
-            self.conn.execute(f"INSERT INTO {target} ({cols}) SELECT {picks} FROM {_STAGE}")
+        _mainstem_arrow, picks = _staged(columns, types, data)  # read by name: see _staged
+        self.conn.execute(f"INSERT INTO {target} ({cols}) SELECT {picks} FROM _mainstem_arrow")
 
     def upsert(self, load: TableLoad) -> None:
         """One ``MERGE`` straight from the Arrow arrays (the shared upsert stages them in a
@@ -116,38 +130,13 @@ class DuckDBSession(SqlSession):
         sets = ", ".join(
             f"{n} = s.{n}" for c, n in zip(load.columns, names, strict=True) if c != "id"
         )
-        with self._staged(load.columns, load.types, load.data) as picks:
-            self.conn.execute(
-                f"MERGE INTO {target} AS t USING (SELECT {picks} FROM {_STAGE}) AS s "
-                f"ON t.id = s.id WHEN MATCHED THEN UPDATE SET {sets} "
-                f"WHEN NOT MATCHED THEN INSERT ({', '.join(names)}) "
-                f"VALUES ({', '.join(f's.{n}' for n in names)})"
-            )
-
-    @contextmanager
-    def _staged(
-        self,
-        columns: Sequence[str],
-        types: Sequence[LogicalType],
-        data: Sequence[Sequence[Any]],
-    ) -> Iterator[str]:
-        """Register the columns as an Arrow table for one statement; yields the select list
-        that reads them back as the named, typed columns."""
-        names = [f"c{i}" for i in range(len(columns))]
-        batch = pa.table(
-            [_arrow(values, ARROW_TYPES[type_]) for values, type_ in zip(data, types, strict=True)],
-            names=names,
+        _mainstem_arrow, picks = _staged(load.columns, load.types, load.data)  # see _staged
+        self.conn.execute(
+            f"MERGE INTO {target} AS t USING (SELECT {picks} FROM _mainstem_arrow) AS s "
+            f"ON t.id = s.id WHEN MATCHED THEN UPDATE SET {sets} "
+            f"WHEN NOT MATCHED THEN INSERT ({', '.join(names)}) "
+            f"VALUES ({', '.join(f's.{n}' for n in names)})"
         )
-        picks = ", ".join(
-            f"{f'CAST({name} AS TIMESTAMP)' if type_ == 'timestamp' else name} AS {quote(column)}"
-            for name, type_, column in zip(names, types, columns, strict=True)
-        )
-        conn = self.conn
-        conn.register(_STAGE, batch)
-        try:
-            yield picks
-        finally:
-            conn.unregister(_STAGE)
 
     def _logical(self, db_type: str) -> LogicalType:
         base = db_type.upper().split("(")[0].strip()
