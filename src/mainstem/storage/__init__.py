@@ -243,6 +243,27 @@ REGULATION_COLUMNS: LiteralString = (
 """The ``regulations`` table's columns (both backends); ``subject_ids`` is a JSON array."""
 
 
+def regulation_insert(mark: LiteralString) -> LiteralString:
+    """The ``INSERT`` of one regulation, ``mark`` being the backend's placeholder; its
+    parameters are :func:`regulation_row`."""
+    marks: LiteralString = ", ".join([mark] * 5)
+    return (
+        "INSERT INTO regulations (id, created_at, regulation_type, subject_type, subject_ids) "
+        f"VALUES ({marks})"
+    )
+
+
+def regulation_row(regulation: Regulation) -> tuple[str, int, str, str, str]:
+    """A regulation as the parameters of :func:`regulation_insert`."""
+    return (
+        regulation.id,
+        regulation.created_at,
+        regulation.regulation_type,
+        regulation.subject_type,
+        json.dumps(regulation.subject_ids),
+    )
+
+
 def regulation_of(row: Sequence[object]) -> Regulation:
     """A regulation from its ``REGULATION_COLUMNS`` after ``seq``."""
     regulate_id, created_at, kind, subject_type, subject_ids = row

@@ -11,7 +11,6 @@ moved to another worker cannot commit the same records a second time.
 from __future__ import annotations
 
 import dataclasses
-import json
 import weakref
 from typing import Any, LiteralString
 
@@ -29,7 +28,9 @@ from mainstem.storage import (
     ViolationQuery,
     ViolationRow,
     conditions,
+    regulation_insert,
     regulation_of,
+    regulation_row,
 )
 from mainstem.storage.postgres.connection import Connections, connect, migrate
 from mainstem.suppression import Regulation
@@ -536,17 +537,7 @@ class PostgresPipelineStore:
             # one regulation at a time, so seqs commit in order and max(seq), the processors'
             # change marker, never skips one that commits late
             conn.execute(_REGULATION_LOCK)
-            conn.execute(
-                "INSERT INTO regulations (id, created_at, regulation_type, subject_type, "
-                "subject_ids) VALUES (%s, %s, %s, %s, %s)",
-                (
-                    regulation.id,
-                    regulation.created_at,
-                    regulation.regulation_type,
-                    regulation.subject_type,
-                    json.dumps(regulation.subject_ids),
-                ),
-            )
+            conn.execute(regulation_insert("%s"), regulation_row(regulation))
             if regulation.regulation_type == "UNSUPPRESS":
                 conn.execute("DELETE FROM suppressed WHERE user_id = ANY(%s)", (ids,))
             else:

@@ -8,7 +8,6 @@ and the same outputs are written once.
 from __future__ import annotations
 
 import dataclasses
-import json
 import sqlite3
 from pathlib import Path
 
@@ -25,7 +24,9 @@ from mainstem.storage import (
     ViolationQuery,
     ViolationRow,
     conditions,
+    regulation_insert,
     regulation_of,
+    regulation_row,
 )
 from mainstem.storage.sqlite.connection import Readers, connect, migrate, transaction
 from mainstem.suppression import Regulation
@@ -314,17 +315,7 @@ class SqlitePipelineStore:
         assert self._writer is not None, "opened read-only"
         ids = [(user_id, regulation.id) for user_id in regulation.subject_ids]
         with transaction(self._writer) as conn:
-            conn.execute(
-                "INSERT INTO regulations (id, created_at, regulation_type, subject_type, "
-                "subject_ids) VALUES (?, ?, ?, ?, ?)",
-                (
-                    regulation.id,
-                    regulation.created_at,
-                    regulation.regulation_type,
-                    regulation.subject_type,
-                    json.dumps(regulation.subject_ids),
-                ),
-            )
+            conn.execute(regulation_insert("?"), regulation_row(regulation))
             if regulation.regulation_type == "UNSUPPRESS":
                 conn.executemany("DELETE FROM suppressed WHERE user_id = ?", [(u,) for u, _ in ids])
             else:
