@@ -73,6 +73,23 @@ ARROW_TYPES: Final[dict[LogicalType, Any]] = {
     "varchar": pa.string(),
 }
 """The Arrow type a column of each logical type travels to the engines as."""
+
+
+def arrow_table(types: Sequence[LogicalType], data: Sequence[Sequence[Any]]) -> Any:
+    """Columns of these logical types — the columnar path's Arrow arrays as they are, Python
+    sequences converted in C — as one Arrow table with columns ``c0``, ``c1``, …, for the
+    engines' bulk paths."""
+    arrays = []
+    for values, logical in zip(data, types, strict=True):
+        type_ = ARROW_TYPES[logical]
+        if not isinstance(values, pa.Array):
+            values = pa.array(values, type=type_)
+        elif values.type != type_:
+            values = values.cast(type_)
+        arrays.append(values)
+    return pa.table(arrays, names=[f"c{i}" for i in range(len(arrays))])
+
+
 _COMMON: Final = (
     ("id", "messageId"),
     ("anonymous_id", "anonymousId"),

@@ -21,7 +21,7 @@ import pyarrow as pa
 
 from mainstem.errors import RetryLater
 from mainstem.warehouse.batch import TableLoad
-from mainstem.warehouse.columnar import ARROW_TYPES
+from mainstem.warehouse.columnar import arrow_table
 from mainstem.warehouse.dialects.common import SqlSession, qualified, quote
 from mainstem.warehouse.schema import AddColumns
 from mainstem.warehouse.types import LogicalType
@@ -44,13 +44,6 @@ _LOGICAL: dict[str, LogicalType] = {
 }
 
 
-def _arrow(values: Sequence[Any], type_: pa.DataType) -> pa.Array[Any]:
-    """A column as an Arrow array: the columnar path's arrays as they are."""
-    if isinstance(values, pa.Array):
-        return values if values.type == type_ else values.cast(type_)
-    return pa.array(values, type=type_)
-
-
 _LOAD_THREADS = max(1, (os.cpu_count() or 2) - 1)
 """DuckDB's threads for a load: one core is left to the loader's thread that splits the next
 batch meanwhile (on two cores, a load took about a fifth less time this way than with DuckDB on
@@ -64,11 +57,8 @@ def _staged(
     typed columns. A statement reads the table through DuckDB's replacement scan of the
     caller's local variable ``_mainstem_arrow`` — registering and unregistering a view per
     table took as long as a small table's insert."""
-    names = [f"c{i}" for i in range(len(columns))]
-    batch = pa.table(
-        [_arrow(values, ARROW_TYPES[type_]) for values, type_ in zip(data, types, strict=True)],
-        names=names,
-    )
+    batch = arrow_table(types, data)
+    names = batch.column_names
     picks = ", ".join(
         f"{f'CAST({name} AS TIMESTAMP)' if type_ == 'timestamp' else name} AS {quote(column)}"
         for name, type_, column in zip(names, types, columns, strict=True)

@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 
 from mainstem.errors import RetryLater
-from mainstem.warehouse.columnar import ARROW_TYPES
+from mainstem.warehouse.columnar import arrow_table
 from mainstem.warehouse.dialects.common import SqlSession, qualified, quote
 from mainstem.warehouse.naming import fit_length
 from mainstem.warehouse.schema import CreateTable, Step
@@ -41,13 +41,8 @@ def _csv(types: Sequence[LogicalType], data: Sequence[Sequence[Any]]) -> bytes:
     """Columns (Arrow arrays, from the columnar path, or Python sequences) as the CSV ``COPY``
     reads, written by Arrow in C++: text always quoted, so an empty string stays one and an
     empty field is NULL."""
-    arrays = [
-        values if isinstance(values, pa.Array) else pa.array(values, ARROW_TYPES[type_])
-        for values, type_ in zip(data, types, strict=True)
-    ]
-    table = pa.table(arrays, names=[f"c{i}" for i in range(len(arrays))])
     sink = pa.BufferOutputStream()
-    pa_csv.write_csv(table, sink, pa_csv.WriteOptions(include_header=False))
+    pa_csv.write_csv(arrow_table(types, data), sink, pa_csv.WriteOptions(include_header=False))
     return bytes(sink.getvalue())
 
 
